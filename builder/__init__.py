@@ -1,0 +1,1 @@
+"""stacks: declarative, layered Jupyter image stacks built from one stacks.yaml."""

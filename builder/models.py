@@ -1,0 +1,247 @@
+"""The shape of `stacks.yaml` and `fragment.yaml`, as pydantic models.
+
+These models are the one description of both file formats: they validate
+input (collecting every error with its path), give defaults, and produce the
+JSON Schema that `stacks schema` prints for editors. Cross-references (an
+unknown parent, a missing fragment) are checked later, in `spec.py`, because
+they need more than one file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import Location, Problem, did_you_mean
+from .yamlsrc import MarkedDict, locate
+
+NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+AxisRule = dict[str, Union[str, list[str]]]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- stacks.yaml -------------------------------------------------------------
+
+
+class Bootstrap(Strict):
+    """A base made locally from a Debian/Ubuntu archive, no registry needed."""
+
+    tool: Literal["mmdebstrap"] = "mmdebstrap"
+    suite: str = Field(description="Release to bootstrap, e.g. bookworm; may use axis values: '{{ os }}'.")
+    variant: str = Field("minbase", description="mmdebstrap --variant.")
+    mirror: str | None = Field(None, description="Archive URL; default is the tool's own default mirror.")
+    components: list[str] = Field(default_factory=lambda: ["main"])
+    packages: list[str] = Field(default_factory=list, description="Extra packages (--include).")
+
+
+class Base(Strict):
+    """Where a root image comes from: pulled from a registry or bootstrapped."""
+
+    pull: str | None = Field(None, description="Image reference to pull, e.g. ubuntu:24.04; may use axis values.")
+    bootstrap: Bootstrap | None = None
+    provides: list[str] = Field(default_factory=list, description="Capabilities the base already has, e.g. cuda=12.4.")
+    platforms: list[str] = Field(default_factory=lambda: ["linux/amd64", "linux/arm64"])
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Base":
+        if (self.pull is None) == (self.bootstrap is None):
+            raise ValueError("a base needs exactly one of 'pull' or 'bootstrap'")
+        return self
+
+
+class FragmentUse(Strict):
+    """A fragment applied to an image, with parameters and an optional condition."""
+
+    use: str = Field(description="Fragment name (a folder under a fragments directory).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Values for the fragment's declared params; strings may use axis values.")
+    when: AxisRule = Field(default_factory=dict, description="Apply only to variants whose axes match, e.g. {accel: cuda}.")
+
+
+class ImageDef(Strict):
+    """An image: a parent (another image or a base) plus an ordered list of fragments."""
+
+    description: str = ""
+    parent: str | None = Field(None, description="Another image of this file.")
+    base: str | None = Field(None, description="A key of 'bases'.")
+    repo: str | None = Field(None, pattern=NAME_PATTERN, description="Repository name; defaults to the image name.")
+    name: str | None = Field(None, description="Template for variant names; default '{{ image }}-{{ variant }}'.")
+    axes: list[str] = Field(default_factory=list, description="Axes this image adds to its parent's.")
+    exclude: list[AxisRule] = Field(default_factory=list)
+    include: list[AxisRule] = Field(default_factory=list)
+    fragments: list[Union[str, FragmentUse]] = Field(default_factory=list)
+    build_args: dict[str, str] = Field(default_factory=dict, description="Build arguments; part of the content hash.")
+    weight: int | None = Field(None, ge=1, description="Build cost in --jobs slots; default: the heaviest fragment's weight.")
+    push: bool = Field(True, description="False for intermediate images that are built but never published.")
+
+    @model_validator(mode="after")
+    def _one_parent(self) -> "ImageDef":
+        if (self.parent is None) == (self.base is None):
+            raise ValueError("an image needs exactly one of 'parent' or 'base'")
+        return self
+
+    def uses(self) -> list[FragmentUse]:
+        return [FragmentUse(use=f) if isinstance(f, str) else f for f in self.fragments]
+
+
+class Registry(Strict):
+    host: str = Field("docker.io", description="Registry host[:port].")
+    namespace: str = Field("", description="Organisation or user; may be empty for a private registry.")
+
+
+class Settings(Strict):
+    fragments: list[str] = Field(default_factory=lambda: ["fragments"], description="Fragment directories, relative to stacks.yaml.")
+    local_prefix: str = Field("stacks", pattern=NAME_PATTERN, description="Repository prefix of locally built images.")
+    registry: Registry = Field(default_factory=Registry)
+    tags: list[str] = Field(
+        default_factory=lambda: ["{{ variant }}"],
+        description="Tag templates per image; variables: image, variant, axes, hash, default.",
+    )
+    latest: bool = Field(True, description="Also tag the default variant (all axes at their first value) 'latest'.")
+
+
+AxisValues = dict[str, Union[dict[str, Any], None]]
+
+
+class StacksFile(Strict):
+    """The whole of stacks.yaml."""
+
+    version: Literal[1] = 1
+    settings: Settings = Field(default_factory=Settings)
+    axes: dict[str, Union[list[str], AxisValues]] = Field(
+        default_factory=dict,
+        description="Matrix axes: name -> values (list) or value -> variables. The first value is the default.",
+    )
+    bases: dict[str, Base] = Field(default_factory=dict)
+    images: dict[str, ImageDef]
+
+    @field_validator("images", "bases", "axes")
+    @classmethod
+    def _names(cls, value: dict) -> dict:
+        import re
+
+        bad = [k for k in value if not re.match(NAME_PATTERN, str(k))]
+        if bad:
+            raise ValueError(f"names must be lowercase letters, digits and . _ - (not {', '.join(map(repr, bad))})")
+        return value
+
+
+# --- fragment.yaml -----------------------------------------------------------
+
+
+ParamType = Literal["string", "integer", "number", "boolean", "list"]
+
+
+class ParamSpec(Strict):
+    type: ParamType = "string"
+    default: Any = Field(None, description="Omit to make the parameter required.")
+    required: bool = False
+    choices: list[Any] | None = None
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_without_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "default" not in data:
+            data = {**data, "required": True}
+        return data
+
+
+class KernelSpec(Strict):
+    name: str = Field(description="Kernelspec name it registers (jupyter kernelspec list).")
+    language: str
+    snippet: str = Field(description="Code that prints something.")
+    expect: str = Field(description="Regular expression the output must match.")
+    timeout: int = Field(120, ge=1)
+
+
+class Check(Strict):
+    name: str
+    run: str = Field(description="Shell command run in a container of the image.")
+    expect: str = Field("", description="Regular expression searched in the command's output.")
+    user: str | None = Field(None, description="Run as this user instead of the image's default.")
+    needs: list[str] = Field(default_factory=list, description="Hardware it needs, e.g. [gpu]; not run elsewhere.")
+
+
+class FragmentFile(Strict):
+    """The whole of a fragment.yaml."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str
+    version: str | None = Field(None, description="Pinned version of what it installs.")
+    provides: list[str] = Field(default_factory=list)
+    requires: list[str] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    platforms: list[str] | None = None
+    weight: int = Field(1, ge=1)
+    verified: bool = Field(False, description="True when CI builds and smoke-tests it.")
+    unverified_reason: str | None = None
+    kernel: KernelSpec | None = None
+    checks: list[Check] = Field(default_factory=list)
+
+
+# --- turning pydantic errors into located problems ---------------------------
+
+
+def validate(model: type[Strict], data: MarkedDict, file: Path) -> tuple[Any, list[Problem]]:
+    """Validate `data`; return (model or None, problems with file positions)."""
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, [_problem(error, model, data, file) for error in exc.errors()]
+
+
+def _problem(error: dict, model: type[BaseModel], data: MarkedDict, file: Path) -> Problem:
+    path = [p for p in error["loc"] if not _is_union_branch(p)]
+    kind = error["type"]
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    if kind == "extra_forbidden":
+        unknown = path[-1]
+        known = _known_keys(model, path[:-1], data)
+        return Problem(
+            f"unknown key '{unknown}' in {'.'.join(map(str, path[:-1])) or 'the top level'}",
+            locate(data, path, file, key=True),
+            did_you_mean(str(unknown), known) or (f"known keys: {', '.join(sorted(known))}" if known else None),
+        )
+    if kind == "missing":
+        return Problem(f"missing required key '{path[-1]}'", locate(data, path[:-1], file))
+    message = error["msg"].removeprefix("Value error, ")
+    return Problem(f"{dotted}: {message}", locate(data, path, file))
+
+
+def _is_union_branch(part: Any) -> bool:
+    """Pydantic names union branches in paths ('str', 'FragmentUse', 'list[str]'); users never wrote those."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in {"str", "int", "bool", "float"})
+
+
+def _known_keys(model: type[BaseModel], path: list, data: Any) -> set[str]:
+    """The field names of the model found at `path`, for did-you-mean hints."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(part) if _is_model(current) else None
+        if field is not None:  # otherwise `part` is a key of a dict of models
+            current = _inner_model(field.annotation)
+    return set(current.model_fields) if _is_model(current) else set()
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The first BaseModel class inside an annotation like dict[str, X] or list[str | X]."""
+    if _is_model(annotation):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,140 @@
+"""Render one image's Dockerfile and build context from its fragments.
+
+The Dockerfile is `FROM <parent>` followed by each fragment's body in order,
+each under a header naming the fragment. For BuildKit every RUN gets the
+optional `stacks-ca` secret mounted and the CA variables declared as ARGs,
+so pip, npm and Python trust a corporate proxy's certificate during the
+build without it ever entering a layer. Output is byte-for-byte
+deterministic: the same inputs give the same text and the same hash.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+
+from .errors import Location, Problem, SpecError
+from .resolve import Applied
+
+Mode = Literal["buildkit", "classic"]
+
+#: Build arguments that point tools at the mounted CA bundle; values are set per run, never hashed.
+CA_ARGS = ("PIP_CERT", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+CA_SECRET = "stacks-ca"
+CA_PATH = f"/run/secrets/{CA_SECRET}"
+_RUN = re.compile(r"^(\s*)RUN(\s+)", re.IGNORECASE)
+_FROM = re.compile(r"^\s*FROM\s", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    dockerfile: str
+    #: path in the build context -> (content, mode)
+    files: dict[str, tuple[bytes, int]]
+    #: fragment name -> the Dockerfile text that fragment produced (for explain and hashing)
+    sections: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CacheMounts:
+    """BuildKit cache-mount flags fragments may put after RUN; empty strings in classic mode."""
+
+    apt: str
+    pip: str
+    npm: str
+
+    @classmethod
+    def for_mode(cls, mode: Mode, scope: str) -> "CacheMounts":
+        if mode == "classic":
+            return cls("", "", "")
+        return cls(
+            apt=(f"--mount=type=cache,target=/var/cache/apt,id=stacks-apt-{scope},sharing=locked "
+                 f"--mount=type=cache,target=/var/lib/apt/lists,id=stacks-apt-lists-{scope},sharing=locked"),
+            pip="--mount=type=cache,target=/root/.cache/pip,id=stacks-pip",
+            npm="--mount=type=cache,target=/root/.npm,id=stacks-npm",
+        )
+
+
+def render_image(
+    name: str, parent_ref: str, fragments: tuple[Applied, ...], image_info: dict[str, Any], cache_scope: str, mode: Mode
+) -> Rendered:
+    """The Dockerfile and context of one image; raises SpecError for template errors."""
+    cache = CacheMounts.for_mode(mode, cache_scope)
+    sections: dict[str, str] = {}
+    stages: list[str] = []
+    files: dict[str, tuple[bytes, int]] = {}
+    for applied in fragments:
+        fragment = applied.fragment
+        context = {**applied.params, "here": f"fragments/{fragment.name}", "cache": cache, "image": image_info}
+        if fragment.stage is not None:
+            stages.append(_render(fragment.stage, context, fragment.folder / "stage.Dockerfile.j2"))
+        body = _render(fragment.body, context, fragment.folder / "Dockerfile.j2").strip("\n")
+        version = f" {fragment.meta.version}" if fragment.meta.version else ""
+        sections[fragment.name] = f"# --- fragment: {fragment.name}{version} ---\n{body}\n"
+        for file in fragment.files:
+            data = file.data
+            if file.template is not None:
+                data = _render(file.template, context, fragment.folder / f"{file.path}.j2").encode()
+            files[f"fragments/{fragment.name}/{file.path}"] = (data, file.mode)
+    header = f"# Rendered by stacks for image '{name}'. Edit the fragments, not this file.\n"
+    text = header + "".join(s.strip("\n") + "\n\n" for s in stages) + f"FROM {parent_ref}\n\n" + "\n".join(sections.values())
+    dockerfile = _inject_ca(text) if mode == "buildkit" else text
+    return Rendered(dockerfile, dict(sorted(files.items())), sections)
+
+
+def _render(template: jinja2.Template, context: dict[str, Any], path: Path) -> str:
+    try:
+        return template.render(context)
+    except jinja2.UndefinedError as exc:
+        raise SpecError([Problem(f"template error: {exc.message}", Location(path, _template_line(path)))]) from None
+    except jinja2.TemplateError as exc:
+        raise SpecError([Problem(f"template error: {exc}", Location(path, _template_line(path)))]) from None
+
+
+def _template_line(path: Path) -> int | None:
+    """The template line being rendered when the current exception was raised (Jinja keeps it in the traceback)."""
+    tb = sys.exc_info()[2]
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _inject_ca(text: str) -> str:
+    """Mount the optional CA secret into every RUN and declare the CA ARGs after every FROM."""
+    out: list[str] = []
+    continued = False
+    for line in text.split("\n"):
+        if not continued and _FROM.match(line):
+            out += [line, "ARG " + " ".join(CA_ARGS)]
+        elif not continued and _RUN.match(line):
+            out.append(_RUN.sub(lambda m: f"{m[1]}RUN --mount=type=secret,id={CA_SECRET},mode=0444{m[2]}", line, count=1))
+        else:
+            out.append(line)
+        stripped = line.rstrip()
+        continued = stripped.endswith("\\") and not stripped.lstrip().startswith("#")
+    return "\n".join(out)
+
+
+def write_context(rendered: Rendered, folder: Path) -> None:
+    """Write a rendered image into `folder`, replacing what was there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {"Dockerfile", *rendered.files}
+    for old in sorted(folder.rglob("*"), reverse=True):
+        relative = old.relative_to(folder).as_posix()
+        if old.is_file() and relative not in wanted:
+            old.unlink()
+        elif old.is_dir() and not any(old.iterdir()):
+            old.rmdir()
+    (folder / "Dockerfile").write_text(rendered.dockerfile, encoding="utf-8")
+    for relative, (data, mode) in rendered.files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(mode)
