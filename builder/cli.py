@@ -35,8 +35,14 @@ def cli() -> None:
 @cli.command()
 @FILE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def plan(spec_file: Path, as_json: bool) -> None:
+@click.option("--explain", is_flag=True, help="Ask the Docker engine which images are cached and why others would be built.")
+def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
     """Show every concrete image: parent, fragments, tags and content hash."""
+    if explain:
+        from .run import explain_plan
+
+        click.echo(explain_plan(spec_file), nl=False)
+        return
     result = _plan(spec_file)
     rows = [node.summary() for node in result]
     if as_json:
@@ -52,6 +58,24 @@ def plan(spec_file: Path, as_json: bool) -> None:
     click.echo(_format_table(table))
     click.echo(f"\n{len(rows)} nodes: {sum(r['kind'] == 'image' for r in rows)} images to build, "
                f"{sum(r['kind'] != 'image' for r in rows)} bases")
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Parallel build slots (a heavy image takes several). Default: settings.build.jobs or the CPU count.")
+@click.option("--explain", is_flag=True, help="Print, per image, why it is built or cached before building.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="Where logs, contexts and the report go.")
+@click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path, ca_certs: tuple[Path, ...]) -> None:
+    """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
+    from .run import run_build
+
+    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs)
+    sys.exit(code)
 
 
 @cli.command()

@@ -94,6 +94,19 @@ class Registry(Strict):
     namespace: str = Field("", description="Organisation or user; may be empty for a private registry.")
 
 
+class BuildSettings(Strict):
+    """Per-site build environment: never part of an image's content hash."""
+
+    ca_certificates: list[str] = Field(
+        default_factory=list,
+        description="Extra CA certificate files (PEM) that builds trust for pip, npm, Python and curl; mounted as a build secret, never stored in a layer.",
+    )
+    pip_index_url: str | None = Field(None, description="PyPI mirror (PIP_INDEX_URL during builds).")
+    npm_registry: str | None = Field(None, description="npm registry mirror (NPM_CONFIG_REGISTRY during builds).")
+    apt_mirror: str | None = Field(None, description="Debian/Ubuntu archive mirror for bootstrapped bases.")
+    jobs: int | None = Field(None, ge=1, description="Parallel build slots; default: number of CPUs.")
+
+
 class Settings(Strict):
     fragments: list[str] = Field(default_factory=lambda: ["fragments"], description="Fragment directories, relative to stacks.yaml.")
     local_prefix: str = Field("stacks", pattern=NAME_PATTERN, description="Repository prefix of locally built images.")
@@ -103,6 +116,7 @@ class Settings(Strict):
         description="Tag templates per image; variables: image, variant, axes, hash, default.",
     )
     latest: bool = Field(True, description="Also tag the default variant (all axes at their first value) 'latest'.")
+    build: BuildSettings = Field(default_factory=BuildSettings)
 
 
 AxisValues = dict[str, Union[dict[str, Any], None]]

@@ -146,7 +146,7 @@ def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) ->
         return
     inputs = base_inputs(base.identity())
     content_hash = hash_inputs(inputs)
-    local_ref = base.pull or f"{prefix}/base-{base.name}:{content_hash[:12]}"
+    local_ref = base.pull or f"{prefix}/{base.name}:{content_hash[:12]}"
     node = Node(
         name=base.name, kind=base.kind, parent=None, hash=content_hash, inputs=inputs,
         local_ref=local_ref, platforms=base.platforms, base=base, weight=1,

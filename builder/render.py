@@ -24,6 +24,8 @@ Mode = Literal["buildkit", "classic"]
 
 #: Build arguments that point tools at the mounted CA bundle; values are set per run, never hashed.
 CA_ARGS = ("PIP_CERT", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+#: Mirror settings reach builds the same way (ARGs whose values are per run).
+MIRROR_ARGS = ("PIP_INDEX_URL", "NPM_CONFIG_REGISTRY")
 CA_SECRET = "stacks-ca"
 CA_PATH = f"/run/secrets/{CA_SECRET}"
 _RUN = re.compile(r"^(\s*)RUN(\s+)", re.IGNORECASE)
@@ -82,7 +84,7 @@ def render_image(
             files[f"fragments/{fragment.name}/{file.path}"] = (data, file.mode)
     header = f"# Rendered by stacks for image '{name}'. Edit the fragments, not this file.\n"
     text = header + "".join(s.strip("\n") + "\n\n" for s in stages) + f"FROM {parent_ref}\n\n" + "\n".join(sections.values())
-    dockerfile = _inject_ca(text) if mode == "buildkit" else text
+    dockerfile = _inject_build_env(text, mode)
     return Rendered(dockerfile, dict(sorted(files.items())), sections)
 
 
@@ -106,14 +108,14 @@ def _template_line(path: Path) -> int | None:
     return line
 
 
-def _inject_ca(text: str) -> str:
-    """Mount the optional CA secret into every RUN and declare the CA ARGs after every FROM."""
+def _inject_build_env(text: str, mode: Mode) -> str:
+    """Declare the per-run ARGs after every FROM and, with BuildKit, mount the optional CA secret into every RUN."""
     out: list[str] = []
     continued = False
     for line in text.split("\n"):
         if not continued and _FROM.match(line):
-            out += [line, "ARG " + " ".join(CA_ARGS)]
-        elif not continued and _RUN.match(line):
+            out += [line, "ARG " + " ".join(CA_ARGS + MIRROR_ARGS)]
+        elif not continued and mode == "buildkit" and _RUN.match(line):
             out.append(_RUN.sub(lambda m: f"{m[1]}RUN --mount=type=secret,id={CA_SECRET},mode=0444{m[2]}", line, count=1))
         else:
             out.append(line)

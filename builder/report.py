@@ -1,0 +1,69 @@
+"""Build reports people and CI can read: JSON for machines, Markdown for job summaries."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .build import ImageResult
+
+_ICONS = {"built": "built", "cached": "cached", "failed": "**FAILED**", "skipped": "skipped", "cancelled": "cancelled"}
+
+
+def write_reports(results: list[ImageResult], out_dir: Path, header: dict[str, Any]) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = {**header, "images": [r.to_json() for r in results], "summary": summary(results)}
+    json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+    _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
+    _atomic_write(md_path, markdown(results, header))
+    return json_path, md_path
+
+
+def summary(results: list[ImageResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return counts
+
+
+def markdown(results: list[ImageResult], header: dict[str, Any]) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary(results).items()))
+    lines = [
+        "# Build report", "",
+        f"{len(results)} images: {counts}. Engine: {header.get('engine', '?')}. Wall time: {header.get('seconds', 0)} s.", "",
+        "| image | status | seconds | size | hash | parent | why |",
+        "|---|---|---:|---:|---|---|---|",
+    ]
+    for r in results:
+        why = "; ".join(r.reasons) if r.status in ("built", "cached") else (r.error or "")
+        lines.append(
+            f"| {r.name} | {_ICONS.get(r.status, r.status)} | {r.seconds:.1f} | {human_size(r.size)} | "
+            f"`{r.hash[:12]}` | {r.parent or '-'} | {why.replace('|', '/')} |"
+        )
+    for r in results:
+        if r.status == "failed":
+            lines += ["", f"## {r.name} failed", "", f"Step: `{r.step or 'unknown'}`", "", f"Error: {r.error}", ""]
+            if r.log_tail:
+                lines += [f"Last lines of `{r.log}`:", "", "```", *r.log_tail, "```"]
+    return "\n".join(lines) + "\n"
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit in ("B", "kB") else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Readers (and a concurrent run) see the old report or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

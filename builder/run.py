@@ -1,0 +1,101 @@
+"""`stacks build` and `stacks plan --explain`: wire the engine, the plan and the reports together.
+
+Ctrl-C asks running builds to stop (BuildKit aborts; no tag is written for
+an unfinished image), marks what never started as cancelled, still writes
+the report, and exits 130. A second Ctrl-C exits at once.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from .build import BuildOptions, build_nodes, why_build
+from .engine import Engine, detect
+from .plan import Plan, load_plan
+from .progress import Progress
+from .report import write_reports
+
+FAILED_STATES = ("failed", "skipped", "cancelled")
+
+
+def build_options(plan: Plan, out: Path, jobs: int | None, ca_certs: tuple[Path, ...]) -> BuildOptions:
+    """Merge command line, environment and stacks.yaml settings (in that order of precedence)."""
+    settings = plan.spec.model.settings.build
+    base = plan.spec.path.parent
+    certs = list(ca_certs)
+    certs += [Path(p) for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
+    certs += [base / p for p in settings.ca_certificates]
+    return BuildOptions(
+        out_dir=out,
+        jobs=jobs or settings.jobs or max(1, os.cpu_count() or 1),
+        ca_certificates=tuple(dict.fromkeys(certs)),
+        pip_index_url=os.environ.get("STACKS_PIP_INDEX_URL") or settings.pip_index_url,
+        npm_registry=os.environ.get("STACKS_NPM_REGISTRY") or settings.npm_registry,
+        apt_mirror=os.environ.get("STACKS_APT_MIRROR") or settings.apt_mirror,
+    )
+
+
+def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path, ca_certs: tuple[Path, ...]) -> int:
+    engine = detect()
+    click.echo(engine.describe(), err=True)
+    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    nodes = plan.select(images) if images else list(plan)
+    options = build_options(plan, out, jobs, ca_certs)
+    missing = [str(p) for p in options.ca_certificates if not Path(p).is_file()]
+    if missing:
+        raise click.ClickException(f"CA certificate file not found: {', '.join(missing)}")
+    if explain:
+        for node in nodes:
+            cached, reasons = why_build(engine, node)
+            click.echo(f"{node.name}: {'cached' if cached else 'build'}: {'; '.join(reasons)}", err=True)
+    stop = threading.Event()
+    previous = _install_interrupt(engine, stop)
+    progress = Progress(len(nodes))
+    started = time.monotonic()
+    try:
+        results = build_nodes(plan, nodes, engine, options, progress, stop)
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    header = {"spec": str(spec_file), "engine": engine.describe(), "jobs": options.jobs,
+              "seconds": round(time.monotonic() - started, 1)}
+    json_path, md_path = write_reports(results, out, header)
+    failed = [r for r in results if r.status in FAILED_STATES]
+    click.echo(f"report: {json_path} and {md_path}", err=True)
+    if stop.is_set():
+        return 130
+    if failed:
+        click.echo(f"{len(failed)} of {len(results)} images did not build: "
+                   + ", ".join(f"{r.name} ({r.status})" for r in failed), err=True)
+        return 1
+    return 0
+
+
+def explain_plan(spec_file: Path) -> str:
+    engine = detect()
+    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    lines = []
+    for node in plan:
+        cached, reasons = why_build(engine, node)
+        lines.append(f"{node.name}: {'cached' if cached else 'build'}: {'; '.join(reasons)}")
+    return "\n".join(lines) + "\n"
+
+
+def _install_interrupt(engine: Engine, stop: threading.Event):
+    def handler(signum, frame):  # noqa: ARG001
+        if stop.is_set():
+            click.echo("\ninterrupted twice: exiting now", err=True)
+            os._exit(130)
+        click.echo("\ninterrupt: stopping builds (Ctrl-C again to exit at once)", err=True)
+        stop.set()
+        engine.cancel()
+
+    if threading.current_thread() is threading.main_thread():
+        return signal.signal(signal.SIGINT, handler)
+    return signal.getsignal(signal.SIGINT)
+
