@@ -1,0 +1,55 @@
+# Entry points: `make stacks` builds the matrix, `make test` runs every test.
+SPEC      ?= stacks.yaml
+JOBS      ?=
+OUT       ?= build
+# Builds trust what this host trusts (corporate TLS proxies included); set CA_CERTS= to turn off.
+CA_CERTS  ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STACKS    := $(VENV)/bin/stacks
+PYTEST_ARGS ?=
+
+export STACKS_CA_CERTS := $(CA_CERTS)
+
+.PHONY: stacks test unit integration lint bench engine render graph clean-images help
+
+help:
+	@echo "make stacks   build every image of $(SPEC) (report in $(OUT)/report.md)"
+	@echo "make test     unit and integration tests (starts a Docker engine if needed)"
+	@echo "make unit     fast tests only (no Docker)"
+	@echo "make bench    benchmarks (bench/)"
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+engine:
+	bash scripts/ensure-engine.sh
+
+stacks: $(VENV)/.installed engine
+	$(STACKS) build -f $(SPEC) --out $(OUT) $(if $(JOBS),--jobs $(JOBS))
+
+render: $(VENV)/.installed
+	$(STACKS) render -f $(SPEC) --out $(OUT)/rendered
+
+graph: $(VENV)/.installed
+	$(STACKS) graph -f $(SPEC) --format svg --out $(OUT)/graph.svg
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: $(VENV)/.installed engine
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+test: $(VENV)/.installed engine
+	$(PY) -m pytest tests -q -rs $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) bench/plan_bench.py
+
+# Remove every image this tool built (label io.stacks.hash) and dangling layers.
+clean-images:
+	-docker images -q --filter label=io.stacks.hash | sort -u | xargs -r docker rmi -f
+	-docker image prune -f

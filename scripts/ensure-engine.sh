@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine answers and the host tools stacks uses are present.
+# On a Debian/Ubuntu machine where we are root, missing pieces are installed
+# and dockerd is started in the background; elsewhere we only say what is missing.
+set -euo pipefail
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+[ -x /usr/bin/docker ] || need_pkgs+=(docker.io)
+command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+command -v dot >/dev/null 2>&1 || need_pkgs+=(graphviz)
+command -v htpasswd >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-engine: installing ${need_pkgs[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  else
+    echo "ensure-engine: please install: ${need_pkgs[*]}" >&2
+  fi
+fi
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "ensure-engine: no Docker engine answers; start Docker (or set DOCKER_HOST) and retry" >&2
+  exit 1
+fi
+log="${TMPDIR:-/tmp}/stacks-dockerd.log"
+echo "ensure-engine: starting dockerd (log: $log)" >&2
+setsid dockerd >"$log" 2>&1 < /dev/null &
+for _ in $(seq 1 60); do
+  if docker info >/dev/null 2>&1; then
+    exit 0
+  fi
+  sleep 1
+done
+echo "ensure-engine: dockerd did not come up within 60 s; last lines of $log:" >&2
+tail -n 20 "$log" >&2
+exit 1

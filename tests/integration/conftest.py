@@ -1,0 +1,99 @@
+"""Integration fixtures: a real Docker engine and a small real stack.
+
+These tests never mock Docker. If no engine answers they fail, loudly:
+`make test` starts one (scripts/ensure-engine.sh) on a Debian machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+PREFIX = "stackstest"
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"integration tests need a running Docker engine (run `make test`): {exc}")
+    return client
+
+
+def write_fragment(root: Path, name: str, body: str, meta: str = "", files: dict[str, str] | None = None) -> None:
+    folder = root / "fragments" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fragment.yaml").write_text(f"name: {name}\ndescription: test fragment {name}.\n" + textwrap.dedent(meta))
+    (folder / "Dockerfile.j2").write_text(textwrap.dedent(body))
+    for path, text in (files or {}).items():
+        (folder / path).write_text(text)
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    """A stack on a bootstrapped bookworm: root -> (pyapp, side, broken -> after-broken)."""
+    (tmp_path / "stacks.yaml").write_text(textwrap.dedent(f"""\
+        version: 1
+        settings:
+          local_prefix: {PREFIX}
+        bases:
+          debian:
+            bootstrap: {{suite: bookworm}}
+            provides: ["os=debian"]
+        images:
+          root:
+            base: debian
+            fragments: [marker]
+          pyapp:
+            parent: root
+            fragments: [pip-tool]
+          side:
+            parent: root
+            fragments:
+              - use: note
+                params: {{text: hello}}
+          broken:
+            parent: root
+            fragments: [fails]
+          after-broken:
+            parent: broken
+            fragments: [marker2]
+        """))
+    # A fresh nonce per test: images are content addressed, so without it a test would find
+    # the images an earlier run left behind and prove nothing.
+    write_fragment(tmp_path, "marker", "COPY {{ here }}/marker.txt /etc/stacks-marker\n",
+                   "provides: [marker]\n", {"marker.txt": f"root {uuid.uuid4()}\n"})
+    write_fragment(tmp_path, "marker2", "RUN echo child > /etc/stacks-child\n")
+    write_fragment(tmp_path, "pip-tool", """\
+        RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null \\
+            && python3 -m venv /opt/tool && /opt/tool/bin/pip install --no-cache-dir -q six==1.16.0 \\
+            && rm -rf /var/lib/apt/lists/*
+        """, "requires: [marker]\n")
+    write_fragment(tmp_path, "note", "RUN echo {{ text }} > /etc/stacks-note\n",
+                   "params:\n  text: {type: string}\n")
+    write_fragment(tmp_path, "fails", "RUN echo about to fail && exit 3\n")
+    return tmp_path
+
+
+def stacks(*args: str, cwd: Path, env: dict | None = None, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "builder", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+    )
+
+
+def report(folder: Path) -> dict:
+    return json.loads((folder / "build" / "report.json").read_text())
+
+
+def statuses(folder: Path) -> dict[str, str]:
+    return {image["name"]: image["status"] for image in report(folder)["images"]}
