@@ -208,7 +208,18 @@ def validate(model: type[Strict], data: MarkedDict, file: Path) -> tuple[Any, li
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        return None, [_problem(error, model, data, file) for error in exc.errors()]
+        errors = _deepest(exc.errors())
+        return None, [_problem(error, model, data, file) for error in errors]
+
+
+def _deepest(errors: list[dict]) -> list[dict]:
+    """Drop an error whose path leads to another error's path: for a value that fits no branch
+    of a union, pydantic reports each branch; the deeper report is the one that helps."""
+    paths = [tuple(p for p in e["loc"] if not _is_union_branch(p)) for e in errors]
+    return [
+        error for error, path in zip(errors, paths)
+        if not any(len(other) > len(path) and other[: len(path)] == path for other in paths)
+    ]
 
 
 def _problem(error: dict, model: type[BaseModel], data: MarkedDict, file: Path) -> Problem:
@@ -226,7 +237,10 @@ def _problem(error: dict, model: type[BaseModel], data: MarkedDict, file: Path) 
     if kind == "missing":
         return Problem(f"missing required key '{path[-1]}'", locate(data, path[:-1], file))
     message = error["msg"].removeprefix("Value error, ")
-    return Problem(f"{dotted}: {message}", locate(data, path, file))
+    hint = None
+    if kind == "string_type" and isinstance(error.get("input"), (int, float)) and not isinstance(error.get("input"), bool):
+        hint = f"YAML read this as the number {error['input']}; put it in quotes (e.g. \"3.10\") to keep it as text"
+    return Problem(f"{dotted}: {message}", locate(data, path, file), hint)
 
 
 def _is_union_branch(part: Any) -> bool:
