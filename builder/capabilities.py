@@ -33,6 +33,8 @@ class Required:
     spec: SpecifierSet | None
 
     def __str__(self) -> str:
+        if self.spec and str(self.spec).startswith("==="):
+            return f"{self.name}={str(self.spec)[3:]}"  # as written: `os=debian`
         return f"{self.name}{self.spec}" if self.spec else self.name
 
     def satisfied_by(self, provided: Provided) -> bool:
@@ -74,4 +76,8 @@ def parse_required(text: str) -> Required:
     try:
         return Required(match["name"], SpecifierSet(spec_text))
     except InvalidSpecifier:
-        raise ValueError(f"'{text}' has an invalid version specifier '{spec_text}' (PEP 440, e.g. >=3.10)") from None
+        pass
+    if re.match(r"^==[^=<>!~\s,]+$", spec_text):
+        # a version that is no PEP 440 version (`os=debian`, `java=temurin`) matches as an exact string
+        return Required(match["name"], SpecifierSet("=" + spec_text))
+    raise ValueError(f"'{text}' has an invalid version specifier '{spec_text}' (PEP 440, e.g. >=3.10)") from None

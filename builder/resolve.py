@@ -125,7 +125,7 @@ def _params(
             ok = False
             problems.add(Problem(f"fragment '{fragment.name}' parameter '{key}': {exc}", spec.where(*path, key)))
     for key, param in declared.items():
-        if key in values:
+        if key in values or key in use.params:  # given, even if invalid (reported above)
             continue
         if param.required:
             ok = False
@@ -168,7 +168,7 @@ def _typed(value: Any, param: ParamSpec) -> Any:
     }[kind]
     if not valid:
         hint = " (quote it)" if kind == "string" else ""
-        raise ValueError(f"expected a {kind}{hint}, got {type(value).__name__} {value!r}")
+        raise ValueError(f"expected {'an' if kind == 'integer' else 'a'} {kind}{hint}, got {type(value).__name__} {value!r}")
     if param.choices is not None and value not in param.choices:
         raise ValueError(f"{value!r} is not one of {param.choices}")
     return value

@@ -1,0 +1,109 @@
+"""The default stacks.yaml, built once per run on the real engine, and what its images promise."""
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import stacks
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+LAB_BUDGET = 600_000_000
+
+KERNEL_PROBE = """
+import sys
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name=sys.argv[1], startup_timeout=60)
+try:
+    kc.execute(sys.argv[2])
+    out = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=60)
+        c = msg["content"]
+        if msg["msg_type"] == "stream":
+            out.append(c["text"])
+        elif msg["msg_type"] in ("execute_result", "display_data"):
+            out.append(c["data"].get("text/plain", ""))
+        elif msg["msg_type"] == "error":
+            out.append("ERROR " + c["ename"] + ": " + c["evalue"])
+        elif msg["msg_type"] == "status" and c["execution_state"] == "idle":
+            break
+    print("".join(out))
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, client) -> dict:
+    out = tmp_path_factory.mktemp("reference")
+    result = stacks("build", "-f", str(ROOT / "stacks.yaml"), "--out", str(out), cwd=ROOT, timeout=3000)
+    report = json.loads((out / "report.json").read_text())
+    assert result.returncode == 0, result.stderr + (out / "report.md").read_text()
+    return {image["name"]: image for image in report["images"]}
+
+
+def _labs(reference: dict) -> list[dict]:
+    labs = [image for name, image in reference.items() if name.startswith("lab-")]
+    assert labs, "the reference matrix has no lab images"
+    return labs
+
+
+def _wait_for(url: str, seconds: float = 60) -> int:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_every_image_of_the_matrix_builds_within_budget(reference: dict) -> None:
+    assert all(image["status"] in ("built", "cached") for image in reference.values())
+    for lab in _labs(reference):
+        assert lab["size"] < LAB_BUDGET, f"{lab['name']} is {lab['size'] / 1e6:.0f} MB, budget 600 MB"
+
+
+def test_lab_server_requires_its_token_and_runs_python(reference: dict, client) -> None:
+    for lab in _labs(reference):
+        container = client.containers.run(lab["ref"], detach=True, environment={"JUPYTER_TOKEN": "s3cret"},
+                                          ports={"8888/tcp": ("127.0.0.1", None)})
+        try:
+            container.reload()
+            port = container.ports["8888/tcp"][0]["HostPort"]
+            base = f"http://127.0.0.1:{port}"
+            assert _wait_for(f"{base}/api/status?token=s3cret") == 200
+            assert _wait_for(f"{base}/api/status") == 403
+            with urllib.request.urlopen(f"{base}/api/kernelspecs?token=s3cret") as response:
+                assert "python3" in json.loads(response.read())["kernelspecs"]
+            code, output = container.exec_run(["python", "-c", KERNEL_PROBE, "python3", "print(6 * 7)"])
+            assert code == 0 and output.decode().strip().endswith("42"), output.decode()
+            assert container.exec_run("id -u").output.decode().strip() == "1000"
+        finally:
+            container.remove(force=True)
+
+
+def test_uid_gid_remap_makes_host_files_belong_to_the_host_user(reference: dict, client, tmp_path: Path) -> None:
+    lab = _labs(reference)[0]
+    shared = tmp_path / "work"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    output = client.containers.run(
+        lab["ref"], ["start.sh", "bash", "-c", "touch ~/work/made-here && id -u && id -g"], user="root", remove=True,
+        environment={"NB_UID": "1234", "NB_GID": "2345"}, volumes={str(shared): {"bind": "/home/jovyan/work", "mode": "rw"}},
+    )
+    assert output.decode().split() == ["1234", "2345"]
+    made = (shared / "made-here").stat()
+    assert (made.st_uid, made.st_gid) == (1234, 2345)
