@@ -62,12 +62,15 @@ def plain_builds(plan, nodes, cli: str, workdir: Path, bundle: Path | None) -> f
 
 
 def clear(nodes, client) -> None:
+    """Remove every image of the built nodes (all tags) and the BuildKit cache; bases stay."""
     for node in nodes:
         if node.kind == "image":
-            for ref in (node.local_ref,):
+            images = client.images.list(filters={"label": f"io.stacks.hash={node.hash}"})
+            images += [i for i in client.images.list(name=node.local_ref.rsplit(":", 1)[0]) if node.local_ref in i.tags]
+            for image in images:
                 try:
-                    client.images.remove(ref, force=True)
-                except Exception:
+                    client.images.remove(image.id, force=True)
+                except Exception:  # already removed through another tag
                     pass
     subprocess.run(["docker", "builder", "prune", "-af"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client.images.prune(filters={"dangling": True})
@@ -111,7 +114,7 @@ def main() -> None:
     results["noop_statuses"] = sorted(set(state.values()))
 
     template = repo / "fragments" / args.fragment / "Dockerfile.j2"
-    template.write_text(template.read_text() + "\nLABEL io.stacks.bench-edit=1\n")
+    template.write_text(template.read_text() + f"\nLABEL io.stacks.bench-edit={time.time_ns()}\n")
     seconds, state = stacks_build(spec, args.images, work / "out3")
     results["edit_s"] = round(seconds, 1)
     results["edit_rebuilt"] = sorted(n for n, s in state.items() if s == "built")

@@ -86,21 +86,29 @@ def build_nodes(
     secrets, build_args = _build_environment(options)
     by_name = {n.name: n for n in nodes}
 
+    known = engine.images_by_label(HASH_LABEL)  # one query serves every unchanged image
+    prefix = plan.spec.model.settings.local_prefix
+
     def work(task: Task) -> Outcome:
         node, result = by_name[task.name], results[task.name]
         started = time.monotonic()
+        latest = f"{prefix}/{node.name}:latest"
         try:
-            with _hash_lock(node.hash):
-                cached, result.reasons = why_build(engine, node)
-                if cached:
-                    status = "cached"
-                else:
-                    progress.building(node, result.reasons)
-                    _make(plan, node, engine, options, secrets, build_args, result)
-                    status = "built"
-            image = engine.image(node.local_ref)
-            if image is not None and node.kind != "pull":
-                engine.tag(image, f"{plan.spec.model.settings.local_prefix}/{node.name}:latest")
+            image = known.get(node.hash)
+            if image is not None and node.local_ref in image.tags:
+                status, result.reasons = "cached", ["an image with this content hash exists"]
+            else:
+                with _hash_lock(node.hash):
+                    cached, result.reasons = why_build(engine, node)
+                    if cached:
+                        status = "cached"
+                    else:
+                        progress.building(node, result.reasons)
+                        _make(plan, node, engine, options, secrets, build_args, result)
+                        status = "built"
+                image = engine.image(node.local_ref)
+            if image is not None and node.kind != "pull" and latest not in image.tags:
+                engine.tag(image, latest)
             result.size = image.attrs.get("Size") if image is not None else None
         except Cancelled:
             status, result.error = "cancelled", "run interrupted"

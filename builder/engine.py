@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 import docker
 import docker.errors
+import docker.utils
 
 from .errors import Problem, SpecError
 
@@ -79,12 +80,16 @@ class Engine:
     def images_with_label(self, key: str, value: str) -> list[Any]:
         return self.client.images.list(filters={"label": f"{key}={value}"})
 
+    def images_by_label(self, key: str) -> dict[str, Any]:
+        """Every local image carrying label `key`, by the label's value."""
+        return {(i.labels or {}).get(key, ""): i for i in self.client.images.list(filters={"label": key})}
+
     def tag(self, image: Any, ref: str) -> None:
         repository, _, tag = ref.rpartition(":")
         image.tag(repository, tag)
 
     def pull(self, ref: str) -> Any:
-        repository, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+        repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
         return self.client.images.pull(repository, tag=tag or "latest")
 
     def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> Any:
@@ -190,8 +195,9 @@ def detect(client: docker.DockerClient | None = None) -> Engine:
     if forced == "classic":
         return Engine(client, "classic", None, "STACKS_BUILDER=classic")
     failures = []
+    daemon = client.version().get("Version", "?")
     for cli in _candidate_clis():
-        ok, why = _probe_buildkit(cli)
+        ok, why = _cached_probe(cli, daemon)
         if ok:
             return Engine(client, "buildkit", cli, "probe build succeeded")
         failures.append(f"{cli}: {why}")
@@ -210,6 +216,27 @@ def _candidate_clis() -> list[str]:
                 seen.add(real)
                 found.append(name)
     return found
+
+
+def _cached_probe(cli: str, daemon: str) -> tuple[bool, str]:
+    """Probe once per (CLI binary, daemon version): the answer does not change in between."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stacks" / "engine-probe.json"
+    real = os.path.realpath(cli)
+    key = f"{real}:{os.stat(real).st_mtime_ns}:{daemon}"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return tuple(known[key])  # type: ignore[return-value]
+    result = _probe_buildkit(cli)
+    known[key] = list(result)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known))
+    except OSError:
+        pass
+    return result
 
 
 def _probe_buildkit(cli: str) -> tuple[bool, str]:

@@ -44,6 +44,8 @@ class Fragment:
     body: jinja2.Template
     stage: jinja2.Template | None
     files: tuple[ContextFile, ...]
+    #: False when no template of the fragment can read `image`, so its output depends on params only
+    reads_image: bool = True
 
     @property
     def kind(self) -> str:
@@ -131,7 +133,9 @@ def _load_fragment(folder: Path, env: jinja2.Environment) -> tuple[Fragment | No
     problems += found
     if body is None or problems:
         return None, problems
-    return Fragment(folder.name, folder, fragment_meta, body, stage, files), []
+    templates = [folder / BODY_FILE, folder / STAGE_FILE] + [folder / f"{f.path}.j2" for f in files if f.template]
+    reads_image = any("image" in p.read_text(encoding="utf-8") for p in templates if p.is_file())
+    return Fragment(folder.name, folder, fragment_meta, body, stage, files, reads_image), []
 
 
 def _compile(env: jinja2.Environment, folder: Path, filename: str, known: set[str]) -> tuple[jinja2.Template | None, list[Problem]]:

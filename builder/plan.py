@@ -16,7 +16,7 @@ import networkx as nx
 from .bases import BaseImage
 from .errors import Problem, SpecError, did_you_mean, raise_if_any
 from .hashing import base_inputs, hash_inputs, image_inputs
-from .matrix import expand
+from .matrix import expand, render_text
 from .render import Mode, Rendered, render_image
 from .resolve import Applied, Resolved, resolve
 from .spec import Spec, load_spec
@@ -166,7 +166,8 @@ def _image_node(
     except SpecError as exc:
         problems += exc.problems
         return None
-    inputs = image_inputs(rendered, definition.build_args, parent.hash, mode)
+    build_args = {key: render_text(value, variant.context) for key, value in definition.build_args.items()}
+    inputs = image_inputs(rendered, build_args, parent.hash, mode)
     content_hash = hash_inputs(inputs)
     repo = definition.repo or variant.image
     try:
@@ -181,7 +182,7 @@ def _image_node(
         local_ref=f"{prefix}/{variant.name}:{content_hash[:12]}", image=variant.image, axes=variant.axes,
         fragments=item.own, chain=item.chain, rendered=rendered, repo=repo, tags=tuple(tags),
         platforms=_platforms(parent.platforms, item.own), weight=weight, push=definition.push,
-        build_args=dict(definition.build_args),
+        build_args=build_args,
     )
 
 

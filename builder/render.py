@@ -70,31 +70,71 @@ def render_image(
     stages: list[str] = []
     files: dict[str, tuple[bytes, int]] = {}
     for applied in fragments:
-        fragment = applied.fragment
-        context = {**applied.params, "here": f"fragments/{fragment.name}", "cache": cache, "image": image_info}
-        if fragment.stage is not None:
-            stages.append(_render(fragment.stage, context, fragment.folder / "stage.Dockerfile.j2"))
-        body = _render(fragment.body, context, fragment.folder / "Dockerfile.j2").strip("\n")
-        version = f" {fragment.meta.version}" if fragment.meta.version else ""
-        sections[fragment.name] = f"# --- fragment: {fragment.name}{version} ---\n{body}\n"
-        for file in fragment.files:
-            data = file.data
-            if file.template is not None:
-                data = _render(file.template, context, fragment.folder / f"{file.path}.j2").encode()
-            files[f"fragments/{fragment.name}/{file.path}"] = (data, file.mode)
+        stage, section, fragment_files = _render_fragment(applied, cache, image_info)
+        if stage is not None:
+            stages.append(stage)
+        sections[applied.name] = section
+        files.update(fragment_files)
     header = f"# Rendered by stacks for image '{name}'. Edit the fragments, not this file.\n"
     text = header + "".join(s.strip("\n") + "\n\n" for s in stages) + f"FROM {parent_ref}\n\n" + "\n".join(sections.values())
     dockerfile = _inject_build_env(text, mode)
     return Rendered(dockerfile, dict(sorted(files.items())), sections)
 
 
+_Output = tuple[str | None, str, dict[str, tuple[bytes, int]]]
+_MEMO: dict[tuple, _Output] = {}
+
+
+def _render_fragment(applied: Applied, cache: CacheMounts, image_info: dict[str, Any]) -> _Output:
+    """One fragment's stage, section and files. A matrix applies the same fragment with the same
+    params to many images, so the output is memoised on everything it can depend on."""
+    fragment = applied.fragment
+    if fragment.reads_image:  # output differs per image: nothing to share
+        return _render_fragment_now(applied, cache, image_info)
+    key = (fragment.body, repr(sorted(applied.params.items())), cache)
+    if key not in _MEMO:
+        if len(_MEMO) > 50_000:
+            _MEMO.clear()
+        _MEMO[key] = _render_fragment_now(applied, cache, image_info)
+    return _MEMO[key]
+
+
+def _render_fragment_now(applied: Applied, cache: CacheMounts, image_info: dict[str, Any]) -> _Output:
+    fragment = applied.fragment
+    context = {**applied.params, "here": f"fragments/{fragment.name}", "cache": cache, "image": image_info}
+    stage = None
+    if fragment.stage is not None:
+        stage = _render(fragment.stage, context, fragment.folder / "stage.Dockerfile.j2")
+    body = _render(fragment.body, context, fragment.folder / "Dockerfile.j2").strip("\n")
+    version = f" {fragment.meta.version}" if fragment.meta.version else ""
+    section = f"# --- fragment: {fragment.name}{version} ---\n{body}\n"
+    files = {}
+    for file in fragment.files:
+        data = file.data
+        if file.template is not None:
+            data = _render(file.template, context, fragment.folder / f"{file.path}.j2").encode()
+        files[f"fragments/{fragment.name}/{file.path}"] = (data, file.mode)
+    return stage, section, files
+
+
 def _render(template: jinja2.Template, context: dict[str, Any], path: Path) -> str:
     try:
-        return template.render(context)
+        return _fast_render(template, context)
     except jinja2.UndefinedError as exc:
         raise SpecError([Problem(f"template error: {exc.message}", Location(path, _template_line(path)))]) from None
     except jinja2.TemplateError as exc:
         raise SpecError([Problem(f"template error: {exc}", Location(path, _template_line(path)))]) from None
+
+
+def _fast_render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """`template.render(context)` without copying the globals into a fresh parent scope
+    (half its cost); on error, Jinja rewrites the traceback to template lines as usual."""
+    try:
+        variables = {**template.globals, **context}
+        return template.environment.concat(template.root_render_func(template.new_context(variables, shared=True)))  # type: ignore[attr-defined]
+    except Exception:
+        template.environment.handle_exception()
+        raise
 
 
 def _template_line(path: Path) -> int | None:

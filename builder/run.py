@@ -49,6 +49,11 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     missing = [str(p) for p in options.ca_certificates if not Path(p).is_file()]
     if missing:
         raise click.ClickException(f"CA certificate file not found: {', '.join(missing)}")
+    if engine.mode == "classic" and options.ca_certificates:
+        raise click.ClickException(
+            "extra CA certificates need BuildKit (they are mounted as build secrets); the classic builder could "
+            "only bake them into a layer. Install a docker CLI with BuildKit (buildx) or drop --ca-cert/STACKS_CA_CERTS."
+        )
     if explain:
         for node in nodes:
             cached, reasons = why_build(engine, node)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +30,41 @@ def client() -> docker.DockerClient:
     except docker.errors.DockerException as exc:
         pytest.fail(f"integration tests need a running Docker engine (run `make test`): {exc}")
     return client
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> str:
+    """A real registry (Debian's docker-registry) on 127.0.0.1, for pull and push tests."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.fail("integration tests need Debian's docker-registry (installed by scripts/ensure-engine.sh)")
+    folder = tmp_path_factory.mktemp("registry")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (folder / "config.yml").write_text(textwrap.dedent(f"""\
+        version: 0.1
+        log: {{level: warn}}
+        storage:
+          filesystem: {{rootdirectory: {folder / 'data'}}}
+          delete: {{enabled: true}}
+        http:
+          addr: 127.0.0.1:{port}
+        """))
+    proc = subprocess.Popen([exe, "serve", str(folder / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("docker-registry did not start")
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def write_fragment(root: Path, name: str, body: str, meta: str = "", files: dict[str, str] | None = None) -> None:

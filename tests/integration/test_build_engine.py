@@ -132,3 +132,40 @@ def test_interrupt_stops_cleanly_and_tags_nothing(tiny: Path, client) -> None:
     assert image["status"] == "cancelled"
     assert not client.images.list(filters={"label": f"io.stacks.hash={image['hash']}"})
     assert not [t for i in client.images.list(name=f"{PREFIX}/side") for t in i.tags if image["hash"][:12] in t]
+
+
+def test_classic_builder_fallback_builds_without_buildkit_flags(tiny: Path, client) -> None:
+    result = stacks("build", "side", cwd=tiny, env={"STACKS_BUILDER": "classic", "STACKS_CA_CERTS": ""})
+    assert result.returncode == 0, result.stderr
+    assert "classic builder" in result.stderr
+    dockerfile = (tiny / "build" / "contexts" / "side" / "Dockerfile").read_text()
+    assert "--mount" not in dockerfile and "ARG PIP_CERT" in dockerfile
+    side = next(i for i in report(tiny)["images"] if i["name"] == "side")
+    assert client.images.get(side["ref"]).labels["io.stacks.hash"] == side["hash"]
+
+
+def test_classic_builder_refuses_to_bake_ca_certificates(tiny: Path) -> None:
+    cert = Path("/etc/ssl/certs/ca-certificates.crt")
+    if not cert.is_file():
+        cert = tiny / "fragments" / "marker" / "marker.txt"
+    result = stacks("build", "side", "--ca-cert", str(cert), cwd=tiny, env={"STACKS_BUILDER": "classic"})
+    assert result.returncode == 1
+    assert "need BuildKit" in result.stderr
+
+
+def test_pulled_base_is_fetched_once_then_reused(tiny: Path, client, registry: str) -> None:
+    source = next(i for i in client.images.list(filters={"label": "io.stacks.name=debian"}))
+    remote = f"{registry}/{PREFIX}/debian:bookworm"
+    source.tag(remote)
+    for line in client.images.push(remote, stream=True, decode=True):
+        assert "error" not in line, line
+    client.images.remove(remote)
+    spec = (tiny / "stacks.yaml").read_text().replace("bootstrap: {suite: bookworm}", f"pull: {remote}")
+    (tiny / "stacks.yaml").write_text(spec)
+    first = stacks("build", "side", cwd=tiny)
+    assert first.returncode == 0, first.stderr
+    assert statuses(tiny)["debian"] == "built"  # pulled
+    assert client.images.get(remote)
+    second = stacks("build", "side", cwd=tiny)
+    assert second.returncode == 0, second.stderr
+    assert statuses(tiny) == {"debian": "cached", "root": "cached", "side": "cached"}

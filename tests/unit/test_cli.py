@@ -1,0 +1,170 @@
+"""The command line: exit status 2 and no traceback on bad input; plan/render/graph/schema output."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.cli import main
+
+MINI = Path(__file__).resolve().parent.parent / "fixtures" / "mini" / "stacks.yaml"
+BROKEN = """
+bases:
+  debian: {pull: "debian:12"}
+images:
+  lab:
+    base: debain
+    fragmnts: [os]
+"""
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bad_input_exits_2_without_traceback_in_a_real_process(stack) -> None:
+    path = stack(BROKEN)
+    result = subprocess.run([sys.executable, "-m", "builder", "plan", "-f", str(path)],
+                            capture_output=True, text=True, cwd=path.parent, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "stacks.yaml:6:5: error: unknown key 'fragmnts' in images.lab" in result.stderr
+    assert "hint: did you mean 'fragments'?" in result.stderr
+    assert result.stderr.rstrip().endswith("1 error")
+
+
+@pytest.mark.parametrize("command", [["plan"], ["plan", "--json"], ["render"], ["graph"], ["graph", "--format", "dot"]])
+def test_every_command_reports_spec_errors_with_status_2(stack, capsys, tmp_path, command) -> None:
+    path = stack(BROKEN.replace("fragmnts", "fragments").replace("[os]", "[os, pyy]"))
+    extra = ["--out", str(tmp_path / "out")] if command == ["render"] else []
+    code, out, err = run(capsys, *command, "-f", str(path), *extra)
+    assert code == 2
+    assert "Traceback" not in err
+    assert "unknown base 'debain'" in err and "unknown fragment 'pyy'" in err
+    assert err.rstrip().endswith("2 errors")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "file is empty"),
+    ("images: [a\n", "YAML syntax error"),
+    ("- a\n", "top level must be a mapping"),
+])
+def test_yaml_problems_exit_2(stack, capsys, text: str, needle: str) -> None:
+    code, _, err = run(capsys, "plan", "-f", str(stack(text)))
+    assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_missing_spec_file_exits_2(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "plan", "-f", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "cannot read file" in err
+
+
+def test_unknown_option_is_a_usage_error(capsys) -> None:
+    code, _, err = run(capsys, "plan", "--nope")
+    assert code == 2 and "No such option" in err
+
+
+def test_plan_table(capsys) -> None:
+    code, out, _ = run(capsys, "plan", "-f", str(MINI))
+    assert code == 0
+    assert out.splitlines()[0].split() == ["IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH"]
+    assert "kernels-bookworm-extra" in out
+    assert out.rstrip().endswith("11 nodes: 8 images to build, 3 bases")
+
+
+def test_plan_json_schema(capsys) -> None:
+    code, out, _ = run(capsys, "plan", "-f", str(MINI), "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert isinstance(rows, list) and len(rows) == 11
+    for row in rows:
+        assert {"name", "parent", "fragments", "tags", "hash"} <= set(row)
+        assert isinstance(row["name"], str) and isinstance(row["tags"], list)
+        assert isinstance(row["fragments"], list) and all(isinstance(f["name"], str) for f in row["fragments"])
+        assert len(row["hash"]) == 64 and int(row["hash"], 16) >= 0
+    by_name = {row["name"]: row for row in rows}
+    bases = [row for row in rows if row["kind"] != "image"]
+    assert {row["name"] for row in bases} == {"debian-bookworm", "debian-trixie", "ubuntu"}
+    assert all(row["parent"] is None and row["fragments"] == [] for row in bases)
+    extra = by_name["kernels-bookworm-extra"]
+    assert extra["parent"] == "python-bookworm"
+    assert extra["fragments"] == [
+        {"name": "kernel-a", "version": "2.0", "params": {}},
+        {"name": "tool", "version": None, "params": {"level": 3}},
+    ]
+    assert extra["tags"] == ["bookworm-extra"]
+    assert by_name["python-trixie"]["fragments"][0]["params"] == {"version": "3.13"}
+    # parents come first
+    position = {row["name"]: i for i, row in enumerate(rows)}
+    assert all(position[row["parent"]] < position[row["name"]] for row in rows if row["parent"])
+
+
+def test_render_twice_gives_identical_trees(capsys, tmp_path: Path) -> None:
+    trees = []
+    for name in ("a", "b"):
+        code, out, _ = run(capsys, "render", "-f", str(MINI), "--out", str(tmp_path / name))
+        assert code == 0 and "rendered 8 images" in out
+        root = tmp_path / name
+        trees.append({
+            p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mode & 0o777)
+            for p in sorted(root.rglob("*")) if p.is_file()
+        })
+    assert trees[0] == trees[1]
+    assert len([p for p in trees[0] if p.endswith("/Dockerfile")]) == 8
+    assert trees[0]["python-trixie/fragments/py/hello.sh"][1] == 0o755
+
+
+def test_graph_mermaid(capsys) -> None:
+    code, out, _ = run(capsys, "graph", "-f", str(MINI))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "flowchart TD"
+    assert sum("-->" in line for line in lines) == 8  # one edge per built image
+    assert any("kernels-bookworm-extra<br/>kernel-a, tool" in line for line in lines)
+
+
+def test_graph_dot(capsys) -> None:
+    code, out, _ = run(capsys, "graph", "-f", str(MINI), "--format", "dot")
+    assert code == 0
+    assert out.startswith("digraph stacks {") and out.rstrip().endswith("}")
+    assert '"python-bookworm" -> "kernels-bookworm-extra";' in out
+    assert '"ubuntu" [shape=cylinder' in out
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+def test_graph_svg(capsys, tmp_path: Path) -> None:
+    target = tmp_path / "g" / "graph.svg"
+    code, _, err = run(capsys, "graph", "-f", str(MINI), "--format", "svg", "--out", str(target))
+    assert code == 0 and "wrote" in err
+    data = target.read_text()
+    assert "<svg" in data and "kernels&#45;bookworm&#45;extra" in data  # dot escapes "-"
+
+
+def test_graph_svg_without_graphviz_is_a_clear_error(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    code, _, err = run(capsys, "graph", "-f", str(MINI), "--format", "svg")
+    assert code == 2 and "needs Graphviz's 'dot' command" in err
+
+
+@pytest.mark.parametrize("kind", ["stacks", "fragment"])
+def test_schema_prints_json_schema(capsys, kind: str) -> None:
+    args = ["schema"] if kind == "stacks" else ["schema", "--kind", kind]
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    document = json.loads(out)
+    assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert document["type"] == "object" and document["additionalProperties"] is False
+    assert ("images" if kind == "stacks" else "description") in document["required"]
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(document)
