@@ -154,7 +154,8 @@ def test_classic_builder_refuses_to_bake_ca_certificates(tiny: Path) -> None:
 
 
 def test_pulled_base_is_fetched_once_then_reused(tiny: Path, client, registry: str) -> None:
-    source = next(i for i in client.images.list(filters={"label": "io.stacks.name=debian"}))
+    assert stacks("build", "debian", cwd=tiny).returncode == 0
+    source = client.images.get(next(i["ref"] for i in report(tiny)["images"] if i["name"] == "debian"))
     remote = f"{registry}/{PREFIX}/debian:bookworm"
     source.tag(remote)
     for line in client.images.push(remote, stream=True, decode=True):
