@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -40,6 +41,21 @@ def build_options(plan: Plan, out: Path, jobs: int | None, ca_certs: tuple[Path,
     )
 
 
+def check_options(options: BuildOptions, mode: str) -> None:
+    """Refuse settings that would put a secret into an image or its history."""
+    for name, url in (("pip_index_url", options.pip_index_url), ("npm_registry", options.npm_registry)):
+        if url and "@" in (urlsplit(url).netloc or ""):
+            raise click.ClickException(
+                f"{name} contains credentials; build arguments are visible in `docker history`, so stacks refuses "
+                "to pass them. Use a mirror that needs no credentials on the build network."
+            )
+    if mode == "classic" and options.ca_certificates:
+        raise click.ClickException(
+            "extra CA certificates need BuildKit (they are mounted as build secrets); the classic builder could "
+            "only bake them into a layer. Install a docker CLI with BuildKit (buildx) or drop --ca-cert/STACKS_CA_CERTS."
+        )
+
+
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path, ca_certs: tuple[Path, ...]) -> int:
     engine = detect()
     click.echo(engine.describe(), err=True)
@@ -49,11 +65,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     missing = [str(p) for p in options.ca_certificates if not Path(p).is_file()]
     if missing:
         raise click.ClickException(f"CA certificate file not found: {', '.join(missing)}")
-    if engine.mode == "classic" and options.ca_certificates:
-        raise click.ClickException(
-            "extra CA certificates need BuildKit (they are mounted as build secrets); the classic builder could "
-            "only bake them into a layer. Install a docker CLI with BuildKit (buildx) or drop --ca-cert/STACKS_CA_CERTS."
-        )
+    check_options(options, engine.mode)
     if explain:
         for node in nodes:
             cached, reasons = why_build(engine, node)
