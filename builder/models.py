@@ -13,7 +13,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import Location, Problem, did_you_mean
+from .errors import Problem, did_you_mean
 from .yamlsrc import MarkedDict, locate
 
 NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"

@@ -1,7 +1,6 @@
 """Fixtures of the unit tests; the helpers themselves live in helpers.py."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any, Callable
 

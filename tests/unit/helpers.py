@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
