@@ -78,6 +78,18 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
     sys.exit(code)
 
 
+@cli.command(name="test")
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Images tested at the same time.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
+def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path) -> None:
+    """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
+    from .run import run_tests
+
+    sys.exit(run_tests(spec_file, list(images), out, jobs))
+
+
 @cli.command()
 @FILE_OPTION
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/rendered"), show_default=True,

@@ -67,3 +67,45 @@ def _atomic_write(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+def write_test_reports(results: list, out_dir: Path) -> tuple[Path, Path, Path]:
+    """Smoke-test results as JSON, Markdown and JUnit XML (for CI test tabs)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    json_path, md_path, junit_path = out_dir / "test-report.json", out_dir / "test-report.md", out_dir / "junit.xml"
+    _atomic_write(json_path, json.dumps({"summary": counts, "checks": [r.to_json() for r in results]}, indent=2) + "\n")
+    lines = ["# Smoke tests", "", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks", "",
+             "| image | check | fragment | status | seconds |", "|---|---|---|---|---:|"]
+    lines += [f"| {r.image} | {r.name} | {r.fragment} | {r.status} | {r.seconds:.1f} |" for r in results]
+    for r in results:
+        if r.status == "failed":
+            lines += ["", f"## {r.image}: {r.name} failed", "", f"Expected: {r.expected}", "", "Got:", "", "```", r.got, "```"]
+    _atomic_write(md_path, "\n".join(lines) + "\n")
+    _atomic_write(junit_path, junit(results))
+    return json_path, md_path, junit_path
+
+
+def junit(results: list) -> str:
+    import xml.etree.ElementTree as ET
+
+    suites = ET.Element("testsuites", name="stacks")
+    by_image: dict[str, list] = {}
+    for result in results:
+        by_image.setdefault(result.image, []).append(result)
+    for image, items in by_image.items():
+        suite = ET.SubElement(
+            suites, "testsuite", name=image, tests=str(len(items)),
+            failures=str(sum(r.status == "failed" for r in items)),
+            skipped=str(sum(r.status == "not run" for r in items)),
+            time=f"{sum(r.seconds for r in items):.2f}",
+        )
+        for r in items:
+            case = ET.SubElement(suite, "testcase", classname=f"{image}.{r.fragment}", name=r.name, time=f"{r.seconds:.2f}")
+            if r.status == "failed":
+                ET.SubElement(case, "failure", message=f"expected {r.expected}").text = f"expected: {r.expected}\ngot: {r.got}"
+            elif r.status == "not run":
+                ET.SubElement(case, "skipped", message=r.got)
+    return ET.tostring(suites, encoding="unicode") + "\n"

@@ -116,3 +116,36 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
         return signal.signal(signal.SIGINT, handler)
     return signal.getsignal(signal.SIGINT)
 
+
+def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None) -> int:
+    """`stacks test`: smoke-test built images; nothing that is not built is tested."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .report import write_test_reports
+    from .smoke import smoke_image
+
+    engine = detect()
+    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    nodes = [n for n in (plan.select(images) if images else list(plan)) if n.kind == "image"]
+    if images:
+        wanted = set(images)
+        nodes = [n for n in nodes if n.name in wanted or n.image in wanted]
+    missing = [n.name for n in nodes if engine.image(n.local_ref) is None]
+    if missing:
+        raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
+    click.echo(f"testing {len(nodes)} images", err=True)
+
+    def one(node):
+        results = smoke_image(engine, node)
+        failed = [r for r in results if r.status == "failed"]
+        click.echo(f"{'FAILED' if failed else 'passed'} {node.name}: {len(results) - len(failed)}/{len(results)} checks", err=True)
+        for r in failed:
+            click.echo(f"    {r.name} ({r.fragment}): expected {r.expected}; got {r.got[-300:]}", err=True)
+        return results
+
+    with ThreadPoolExecutor(max_workers=jobs or max(1, os.cpu_count() or 1)) as pool:
+        results = [r for group in pool.map(one, nodes) for r in group]
+    paths = write_test_reports(results, out)
+    click.echo("reports: " + ", ".join(str(p) for p in paths), err=True)
+    return 1 if any(r.status == "failed" for r in results) else 0
+

@@ -170,3 +170,28 @@ def test_pulled_base_is_fetched_once_then_reused(tiny: Path, client, registry: s
     second = stacks("build", "side", cwd=tiny)
     assert second.returncode == 0, second.stderr
     assert statuses(tiny) == {"debian": "cached", "root": "cached", "side": "cached"}
+
+
+def test_stacks_test_fails_on_broken_promises_and_says_what_came_back(tiny: Path) -> None:
+    write_fragment(tiny, "note", "RUN echo {{ text }} > /etc/stacks-note\n", """\
+        params:
+          text: {type: string}
+        kernel: {name: python3, language: python, snippet: "print(6 * 7)", expect: "42"}
+        checks:
+          - {name: note is written, run: "cat /etc/stacks-note", expect: "^hello$"}
+          - {name: note says goodbye, run: "cat /etc/stacks-note", expect: "goodbye"}
+          - {name: gpu visible, run: "nvidia-smi", needs: [gpu]}
+        """)
+    assert stacks("build", "side", cwd=tiny).returncode == 0
+    result = stacks("test", "side", cwd=tiny)
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads((tiny / "build" / "test-report.json").read_text())["checks"]}
+    assert checks["note is written"]["status"] == "passed"
+    assert checks["note says goodbye"]["status"] == "failed"
+    assert "goodbye" in checks["note says goodbye"]["expected"] and "hello" in checks["note says goodbye"]["got"]
+    assert checks["gpu visible"]["status"] == "not run"
+    kernel = checks["kernel python3 runs its snippet"]
+    assert kernel["status"] == "failed" and kernel["got"]  # listed, but nothing can run it in this image
+    junit = (tiny / "build" / "junit.xml").read_text()
+    assert junit.count("<failure") == 2 and junit.count("<skipped") == 1
+    assert "note says goodbye (note): expected" in result.stderr

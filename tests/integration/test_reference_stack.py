@@ -42,8 +42,13 @@ finally:
 
 
 @pytest.fixture(scope="session")
-def reference(tmp_path_factory, client) -> dict:
-    out = tmp_path_factory.mktemp("reference")
+def reference_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reference")
+
+
+@pytest.fixture(scope="session")
+def reference(reference_dir: Path, client) -> dict:
+    out = reference_dir
     result = stacks("build", "-f", str(ROOT / "stacks.yaml"), "--out", str(out), cwd=ROOT, timeout=3000)
     report = json.loads((out / "report.json").read_text())
     assert result.returncode == 0, result.stderr + (out / "report.md").read_text()
@@ -107,3 +112,17 @@ def test_uid_gid_remap_makes_host_files_belong_to_the_host_user(reference: dict,
     assert output.decode().split() == ["1234", "2345"]
     made = (shared / "made-here").stat()
     assert (made.st_uid, made.st_gid) == (1234, 2345)
+
+
+def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, reference_dir: Path) -> None:
+    result = stacks("test", "-f", str(ROOT / "stacks.yaml"), "--out", str(reference_dir), cwd=ROOT, timeout=1200)
+    assert result.returncode == 0, result.stderr
+    checks = json.loads((reference_dir / "test-report.json").read_text())["checks"]
+    assert {c["status"] for c in checks} == {"passed"}
+    kernels = {(c["image"], c["name"]) for c in checks if c["kind"] == "kernel"}
+    assert {image for image, _ in kernels} == {lab["name"] for lab in _labs(reference)}
+    # a child runs its ancestors' checks too
+    lab_fragments = {c["fragment"] for c in checks if c["image"] == _labs(reference)[0]["name"]}
+    assert {"debian-os", "nb-user", "start-scripts", "python-venv", "jupyterlab", "ipykernel"} <= lab_fragments
+    junit = (reference_dir / "junit.xml").read_text()
+    assert "<testsuites" in junit and "<failure" not in junit and 'failures="0"' in junit

@@ -1,0 +1,43 @@
+"""Run one snippet on one kernel over the Jupyter protocol; print the output as JSON.
+
+Runs inside the image under test with the image's own jupyter_client:
+    python -c "$(cat kernel_probe.py)" KERNEL_NAME SNIPPET TIMEOUT
+stream, execute_result and display_data outputs all count (kernels differ in
+which one they use); an error reply is reported as such.
+"""
+import json
+import sys
+import time
+
+name, code, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+result = {"output": "", "error": None}
+try:
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name=name, startup_timeout=timeout)
+except Exception as exc:  # noqa: BLE001 - any failure to start is the finding
+    result["error"] = f"kernel did not start: {type(exc).__name__}: {exc}"
+    print(json.dumps(result))
+    sys.exit(0)
+try:
+    kc.execute(code)
+    parts = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(1.0, deadline - time.monotonic()))
+        content, kind = msg["content"], msg["msg_type"]
+        if kind == "stream":
+            parts.append(content["text"])
+        elif kind in ("execute_result", "display_data"):
+            parts.append(content["data"].get("text/plain", "") or content["data"].get("text/html", ""))
+        elif kind == "error":
+            result["error"] = f"{content['ename']}: {content['evalue']}"
+        elif kind == "status" and content["execution_state"] == "idle" and msg["parent_header"].get("msg_type") == "execute_request":
+            break
+    result["output"] = "".join(parts)
+except Exception as exc:  # noqa: BLE001
+    result["error"] = f"{type(exc).__name__}: {exc}"
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+print(json.dumps(result))
