@@ -120,7 +120,7 @@ def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, 
     checks = json.loads((reference_dir / "test-report.json").read_text())["checks"]
     assert {c["status"] for c in checks} == {"passed"}
     kernels = {(c["image"], c["name"]) for c in checks if c["kind"] == "kernel"}
-    assert {image for image, _ in kernels} == {lab["name"] for lab in _labs(reference)}
+    assert {lab["name"] for lab in _labs(reference)} <= {image for image, _ in kernels}
     # a child runs its ancestors' checks too
     lab_fragments = {c["fragment"] for c in checks if c["image"] == _labs(reference)[0]["name"]}
     assert {"debian-os", "nb-user", "start-scripts", "python-venv", "jupyterlab", "ipykernel"} <= lab_fragments
