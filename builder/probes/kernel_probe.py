@@ -29,7 +29,8 @@ try:
         if kind == "stream":
             parts.append(content["text"])
         elif kind in ("execute_result", "display_data"):
-            parts.append(content["data"].get("text/plain", "") or content["data"].get("text/html", ""))
+            data = content["data"]  # kernels differ: text/plain, text/markdown (C++), text/html...
+            parts.append(data.get("text/plain") or next((v for k, v in sorted(data.items()) if k.startswith("text/")), ""))
         elif kind == "error":
             result["error"] = f"{content['ename']}: {content['evalue']}"
         elif kind == "status" and content["execution_state"] == "idle" and msg["parent_header"].get("msg_type") == "execute_request":
