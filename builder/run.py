@@ -58,7 +58,8 @@ def check_options(options: BuildOptions, mode: str) -> None:
 
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path, ca_certs: tuple[Path, ...]) -> int:
     engine = detect()
-    click.echo(engine.describe(), err=True)
+    description = engine.describe()
+    click.echo(description, err=True)
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
     nodes = plan.select(images) if images else list(plan)
     options = build_options(plan, out, jobs, ca_certs)
@@ -67,9 +68,8 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
         raise click.ClickException(f"CA certificate file not found: {', '.join(missing)}")
     check_options(options, engine.mode)
     if explain:
-        for node in nodes:
-            cached, reasons = why_build(engine, node)
-            click.echo(f"{node.name}: {'cached' if cached else 'build'}: {'; '.join(reasons)}", err=True)
+        for line in explain_lines(engine, nodes):
+            click.echo(line, err=True)
     stop = threading.Event()
     previous = _install_interrupt(engine, stop)
     progress = Progress(len(nodes))
@@ -79,7 +79,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
-    header = {"spec": str(spec_file), "engine": engine.describe(), "jobs": options.jobs,
+    header = {"spec": str(spec_file), "engine": description, "jobs": options.jobs,
               "seconds": round(time.monotonic() - started, 1)}
     json_path, md_path = write_reports(results, out, header)
     failed = [r for r in results if r.status in FAILED_STATES]
@@ -96,11 +96,16 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
 def explain_plan(spec_file: Path) -> str:
     engine = detect()
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    return "\n".join(explain_lines(engine, list(plan))) + "\n"
+
+
+def explain_lines(engine: Engine, nodes: list) -> list[str]:
+    """One line per image: cached, or built and why."""
     lines = []
-    for node in plan:
+    for node in nodes:
         cached, reasons = why_build(engine, node)
         lines.append(f"{node.name}: {'cached' if cached else 'build'}: {'; '.join(reasons)}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _install_interrupt(engine: Engine, stop: threading.Event):
