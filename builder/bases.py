@@ -18,7 +18,7 @@ from jinja2 import meta
 from .capabilities import Provided, parse_provided
 from .errors import Problem
 from .matrix import Variant, render_text
-from .models import Bootstrap
+from .models import Base, Bootstrap
 from .spec import Spec
 
 _PARSER = jinja2.Environment()
@@ -32,6 +32,7 @@ class BaseImage:
     bootstrap: Bootstrap | None
     provides: tuple[Provided, ...]
     platforms: tuple[str, ...]
+    unverified: str | None = None  # why CI cannot obtain it; None when it can
 
     @property
     def kind(self) -> str:
@@ -53,9 +54,15 @@ def base_for(spec: Spec, key: str, variant: Variant, problems: list[Problem]) ->
         provides = tuple(parse_provided(p) for p in rendered["provides"])
     except (jinja2.TemplateError, ValueError) as exc:
         problems.append(Problem(f"base '{key}': {exc}", spec.where("bases", key)))
-        return BaseImage(name, key, base.pull, base.bootstrap, (), tuple(base.platforms))
+        return BaseImage(name, key, base.pull, base.bootstrap, (), tuple(base.platforms), _unverified(base))
     bootstrap = Bootstrap(**rendered["bootstrap"]) if rendered["bootstrap"] else None
-    return BaseImage(name, key, rendered["pull"], bootstrap, provides, tuple(rendered["platforms"]))
+    return BaseImage(name, key, rendered["pull"], bootstrap, provides, tuple(rendered["platforms"]), _unverified(base))
+
+
+def _unverified(base: Base) -> str | None:
+    if base.verified:
+        return None
+    return base.unverified_reason or "marked unverified"
 
 
 def _variables(value: Any) -> set[str]:

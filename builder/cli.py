@@ -14,6 +14,11 @@ import click
 
 from .errors import SpecError
 
+ONLY_VERIFIED = click.option(
+    "--only-verified", is_flag=True, envvar="STACKS_ONLY_VERIFIED",
+    help="Leave out images whose base or fragments are marked unverified (sources this host cannot reach). "
+         "Also: STACKS_ONLY_VERIFIED=1.",
+)
 FILE_OPTION = click.option(
     "-f", "--file", "spec_file", type=click.Path(path_type=Path), default=Path("stacks.yaml"),
     show_default=True, help="The stacks file to use.",
@@ -48,16 +53,18 @@ def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = [("IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH")]
+    table = [("IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH", "CI")]
     for row in rows:
         table.append((
             row["name"], row["kind"], row["parent"] or "-",
             ",".join(f["name"] for f in row["fragments"]) or "-",
-            ",".join(row["tags"]) or "-", row["hash"][:12],
+            ",".join(row["tags"]) or "-", row["hash"][:12], "yes" if row["verified"] else "no",
         ))
     click.echo(_format_table(table))
+    unverified = sum(not r["verified"] for r in rows)
     click.echo(f"\n{len(rows)} nodes: {sum(r['kind'] == 'image' for r in rows)} images to build, "
-               f"{sum(r['kind'] != 'image' for r in rows)} bases")
+               f"{sum(r['kind'] != 'image' for r in rows)} bases"
+               + (f"; {unverified} unverified (CI column 'no'; see `stacks plan --json` for why)" if unverified else ""))
 
 
 @cli.command()
@@ -70,11 +77,13 @@ def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
               help="Where logs, contexts and the report go.")
 @click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
-def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path, ca_certs: tuple[Path, ...]) -> None:
+@ONLY_VERIFIED
+def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path,
+          ca_certs: tuple[Path, ...], only_verified: bool) -> None:
     """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
     from .run import run_build
 
-    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs)
+    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified)
     sys.exit(code)
 
 
@@ -83,11 +92,12 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
 @click.argument("images", nargs=-1)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Images tested at the same time.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
-def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path) -> None:
+@ONLY_VERIFIED
+def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, only_verified: bool) -> None:
     """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
     from .run import run_tests
 
-    sys.exit(run_tests(spec_file, list(images), out, jobs))
+    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified))
 
 
 @cli.command()

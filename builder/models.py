@@ -47,6 +47,8 @@ class Base(Strict):
     bootstrap: Bootstrap | None = None
     provides: list[str] = Field(default_factory=list, description="Capabilities the base already has, e.g. cuda=12.4.")
     platforms: list[str] = Field(default_factory=lambda: ["linux/amd64", "linux/arm64"])
+    verified: bool = Field(True, description="False when this project's CI cannot obtain the base (e.g. a registry it cannot reach); `--only-verified` then leaves its images out.")
+    unverified_reason: str | None = Field(None, description="Why the base is not verified; shown by `stacks plan`.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "Base":

@@ -47,6 +47,11 @@ class Node:
     push: bool = False
     base: BaseImage | None = None
     build_args: dict[str, str] = field(default_factory=dict)
+    unverified: tuple[str, ...] = ()  # why this project's CI cannot build it (base or fragments); empty when it can
+
+    @property
+    def verified(self) -> bool:
+        return not self.unverified
 
     @property
     def short_hash(self) -> str:
@@ -69,6 +74,8 @@ class Node:
             "local_ref": self.local_ref,
             "platforms": list(self.platforms),
             "weight": self.weight,
+            "verified": self.verified,
+            "unverified": list(self.unverified),
         }
 
 
@@ -95,8 +102,16 @@ class Plan:
     def images(self) -> list[Node]:
         return [n for n in self if n.kind == "image"]
 
-    def select(self, names: Iterable[str]) -> list[Node]:
-        """The named nodes (variant or image-definition names) and all their ancestors, in build order."""
+    def select(self, names: Iterable[str] = (), only_verified: bool = False) -> list[Node]:
+        """The named nodes (variant or image-definition names; none = all) and their ancestors, in build order.
+
+        `only_verified` leaves out every image whose base or fragments are
+        marked unverified (sources this project's CI cannot reach), so one
+        stacks.yaml serves both CI here and real users with full access.
+        """
+        names = list(names)
+        if not names:
+            return [n for n in self if n.verified or not only_verified]
         wanted: set[str] = set()
         problems = []
         for name in names:
@@ -106,7 +121,7 @@ class Plan:
             for node in matched:
                 wanted |= {node} | nx.ancestors(self.graph, node)
         raise_if_any(problems)
-        return [n for n in self if n.name in wanted]
+        return [n for n in self if n.name in wanted and (n.verified or not only_verified)]
 
     def descendants(self, name: str) -> set[str]:
         return nx.descendants(self.graph, name)
@@ -150,6 +165,7 @@ def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) ->
     node = Node(
         name=base.name, kind=base.kind, parent=None, hash=content_hash, inputs=inputs,
         local_ref=local_ref, platforms=base.platforms, base=base, weight=1,
+        unverified=(f"base '{base.key}': {base.unverified}",) if base.unverified else (),
     )
     graph.add_node(base.name, node=node, position=position)
 
@@ -182,7 +198,14 @@ def _image_node(
         local_ref=f"{prefix}/{variant.name}:{content_hash[:12]}", image=variant.image, axes=variant.axes,
         fragments=item.own, chain=item.chain, rendered=rendered, repo=repo, tags=tuple(tags),
         platforms=_platforms(parent.platforms, item.own), weight=weight, push=definition.push,
-        build_args=build_args,
+        build_args=build_args, unverified=parent.unverified + _unverified(item.own),
+    )
+
+
+def _unverified(fragments: tuple[Applied, ...]) -> tuple[str, ...]:
+    return tuple(
+        f"fragment '{a.name}': {a.fragment.meta.unverified_reason or 'not verified'}"
+        for a in fragments if not a.fragment.meta.verified
     )
 
 

@@ -17,7 +17,7 @@ import click
 
 from .build import BuildOptions, build_nodes, why_build
 from .engine import Engine, detect
-from .plan import Plan, load_plan
+from .plan import Node, Plan, load_plan
 from .progress import Progress
 from .report import write_reports
 
@@ -56,12 +56,24 @@ def check_options(options: BuildOptions, mode: str) -> None:
         )
 
 
-def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path, ca_certs: tuple[Path, ...]) -> int:
+def select_nodes(plan: Plan, images: list[str], only_verified: bool) -> list[Node]:
+    """The selection, telling the user which images `--only-verified` leaves out and why."""
+    nodes = plan.select(images, only_verified)
+    if only_verified:
+        left_out = [n for n in plan.select(images) if not n.verified and n.kind == "image"]
+        if left_out:
+            click.echo(f"--only-verified: leaving out {len(left_out)} unverified images: "
+                       + ", ".join(n.name for n in left_out), err=True)
+    return nodes
+
+
+def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path,
+              ca_certs: tuple[Path, ...], only_verified: bool = False) -> int:
     engine = detect()
     description = engine.describe()
     click.echo(description, err=True)
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
-    nodes = plan.select(images) if images else list(plan)
+    nodes = select_nodes(plan, images, only_verified)
     options = build_options(plan, out, jobs, ca_certs)
     missing = [str(p) for p in options.ca_certificates if not Path(p).is_file()]
     if missing:
@@ -122,7 +134,7 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
     return signal.getsignal(signal.SIGINT)
 
 
-def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None) -> int:
+def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False) -> int:
     """`stacks test`: smoke-test built images; nothing that is not built is tested."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -131,7 +143,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None) -
 
     engine = detect()
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
-    nodes = [n for n in (plan.select(images) if images else list(plan)) if n.kind == "image"]
+    nodes = [n for n in select_nodes(plan, images, only_verified) if n.kind == "image"]
     if images:
         wanted = set(images)
         nodes = [n for n in nodes if n.name in wanted or n.image in wanted]

@@ -78,9 +78,9 @@ def test_unknown_option_is_a_usage_error(capsys) -> None:
 def test_plan_table(capsys) -> None:
     code, out, _ = run(capsys, "plan", "-f", str(MINI))
     assert code == 0
-    assert out.splitlines()[0].split() == ["IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH"]
+    assert out.splitlines()[0].split() == ["IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH", "CI"]
     assert "kernels-bookworm-extra" in out
-    assert out.rstrip().endswith("11 nodes: 8 images to build, 3 bases")
+    assert out.rstrip().splitlines()[-1].startswith("11 nodes: 8 images to build, 3 bases; 8 unverified")
 
 
 def test_plan_json_schema(capsys) -> None:
