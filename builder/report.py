@@ -69,14 +69,28 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_test_reports(results: list, out_dir: Path) -> tuple[Path, Path, Path]:
-    """Smoke-test results as JSON, Markdown and JUnit XML (for CI test tabs)."""
+TEST_REPORT = "test-report.json"
+
+
+def write_test_reports(results: list, out_dir: Path, hashes: dict[str, str] | None = None) -> tuple[Path, Path, Path]:
+    """Smoke-test results as JSON, Markdown and JUnit XML (for CI test tabs).
+
+    The JSON also has, per image, the content hash that was tested and
+    whether every check passed: `stacks push` publishes only those images,
+    and only while their hash is still the one that was tested.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
-    json_path, md_path, junit_path = out_dir / "test-report.json", out_dir / "test-report.md", out_dir / "junit.xml"
-    _atomic_write(json_path, json.dumps({"summary": counts, "checks": [r.to_json() for r in results]}, indent=2) + "\n")
+    images = {
+        name: {"hash": digest, "passed": not any(r.image == name and r.status == "failed" for r in results)}
+        for name, digest in (hashes or {}).items()
+    }
+    json_path, md_path, junit_path = out_dir / TEST_REPORT, out_dir / "test-report.md", out_dir / "junit.xml"
+    previous = _previous_images(json_path)
+    document = {"summary": counts, "images": {**previous, **images}, "checks": [r.to_json() for r in results]}
+    _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
     lines = ["# Smoke tests", "", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks", "",
              "| image | check | fragment | status | seconds |", "|---|---|---|---|---:|"]
     lines += [f"| {r.image} | {r.name} | {r.fragment} | {r.status} | {r.seconds:.1f} |" for r in results]
@@ -109,3 +123,16 @@ def junit(results: list) -> str:
             elif r.status == "not run":
                 ET.SubElement(case, "skipped", message=r.got)
     return ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _previous_images(path: Path) -> dict[str, dict]:
+    """Images tested by earlier runs stay known (testing one image must not forget the others)."""
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")).get("images", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def tested_images(out_dir: Path) -> dict[str, str]:
+    """{image name: content hash} of every image whose last smoke test passed."""
+    return {name: info["hash"] for name, info in _previous_images(out_dir / TEST_REPORT).items() if info.get("passed")}

@@ -162,7 +162,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
 
     with ThreadPoolExecutor(max_workers=jobs or max(1, os.cpu_count() or 1)) as pool:
         results = [r for group in pool.map(one, nodes) for r in group]
-    paths = write_test_reports(results, out)
+    paths = write_test_reports(results, out, {n.name: n.hash for n in nodes})
     click.echo("reports: " + ", ".join(str(p) for p in paths), err=True)
     return 1 if any(r.status == "failed" for r in results) else 0
 
