@@ -20,6 +20,25 @@ import docker
 import pytest
 
 PREFIX = "stackstest"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def reference_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reference")
+
+
+@pytest.fixture(scope="session")
+def reference(reference_dir: Path, client) -> dict:
+    """The project's own stacks.yaml, every verified image built once per test session.
+
+    Returns {variant name: build-report row}; a row's "ref" is the local image reference.
+    """
+    out = reference_dir
+    result = stacks("build", "-f", str(ROOT / "stacks.yaml"), "--only-verified", "--out", str(out), cwd=ROOT, timeout=3600)
+    report = json.loads((out / "report.json").read_text())
+    assert result.returncode == 0, result.stderr + (out / "report.md").read_text()
+    return {image["name"]: image for image in report["images"]}
 
 
 @pytest.fixture(scope="session")

@@ -41,20 +41,6 @@ finally:
 """
 
 
-@pytest.fixture(scope="session")
-def reference_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("reference")
-
-
-@pytest.fixture(scope="session")
-def reference(reference_dir: Path, client) -> dict:
-    out = reference_dir
-    result = stacks("build", "-f", str(ROOT / "stacks.yaml"), "--out", str(out), cwd=ROOT, timeout=3000)
-    report = json.loads((out / "report.json").read_text())
-    assert result.returncode == 0, result.stderr + (out / "report.md").read_text()
-    return {image["name"]: image for image in report["images"]}
-
-
 def _labs(reference: dict) -> list[dict]:
     labs = [image for name, image in reference.items() if name.startswith("lab-")]
     assert labs, "the reference matrix has no lab images"
