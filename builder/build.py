@@ -51,6 +51,7 @@ class ImageResult:
     status: str = "pending"
     seconds: float = 0.0
     size: int | None = None
+    size_budget: int | None = None
     reasons: list[str] = field(default_factory=list)
     step: str | None = None
     error: str | None = None
@@ -81,7 +82,7 @@ def build_nodes(
     plan: Plan, nodes: list[Node], engine: Engine, options: BuildOptions, progress: Any, stop: threading.Event
 ) -> list[ImageResult]:
     """Build `nodes` (parents first); returns one result per node, in the same order."""
-    results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref) for n in nodes}
+    results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget) for n in nodes}
     (options.out_dir / "logs").mkdir(parents=True, exist_ok=True)
     secrets, build_args = _build_environment(options)
     by_name = {n.name: n for n in nodes}

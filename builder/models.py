@@ -80,6 +80,10 @@ class ImageDef(Strict):
     build_args: dict[str, str] = Field(default_factory=dict, description="Build arguments; part of the content hash.")
     weight: int | None = Field(None, ge=1, description="Build cost in --jobs slots; default: the heaviest fragment's weight.")
     push: bool = Field(True, description="False for intermediate images that are built but never published.")
+    size_budget: str | None = Field(
+        None, pattern=r"^\d+(\.\d+)?\s*[kMG]B$",
+        description="Largest acceptable uncompressed size, e.g. 600MB or 2.5GB (decimal units, as `docker images` prints); recorded in the build report, and `stacks test` fails an image over it.",
+    )
 
     @model_validator(mode="after")
     def _one_parent(self) -> "ImageDef":

@@ -48,6 +48,7 @@ class Node:
     base: BaseImage | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     unverified: tuple[str, ...] = ()  # why this project's CI cannot build it (base or fragments); empty when it can
+    size_budget: int | None = None  # bytes; None = no budget
 
     @property
     def verified(self) -> bool:
@@ -76,6 +77,7 @@ class Node:
             "weight": self.weight,
             "verified": self.verified,
             "unverified": list(self.unverified),
+            "size_budget": self.size_budget,
         }
 
 
@@ -199,7 +201,14 @@ def _image_node(
         fragments=item.own, chain=item.chain, rendered=rendered, repo=repo, tags=tuple(tags),
         platforms=_platforms(parent.platforms, item.own), weight=weight, push=definition.push,
         build_args=build_args, unverified=parent.unverified + _unverified(item.own),
+        size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
     )
+
+
+def parse_size(text: str) -> int:
+    """'600MB' -> 600_000_000 (decimal units, the ones `docker images` prints)."""
+    number, unit = text[:-2].strip(), text[-2:]
+    return round(float(number) * {"kB": 1e3, "MB": 1e6, "GB": 1e9}[unit])
 
 
 def _unverified(fragments: tuple[Applied, ...]) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def markdown(results: list[ImageResult], header: dict[str, Any]) -> str:
     for r in results:
         why = "; ".join(r.reasons) if r.status in ("built", "cached") else (r.error or "")
         lines.append(
-            f"| {r.name} | {_ICONS.get(r.status, r.status)} | {r.seconds:.1f} | {human_size(r.size)} | "
+            f"| {r.name} | {_ICONS.get(r.status, r.status)} | {r.seconds:.1f} | {_size_cell(r.size, r.size_budget)} | "
             f"`{r.hash[:12]}` | {r.parent or '-'} | {why.replace('|', '/')} |"
         )
     for r in results:
@@ -48,6 +48,15 @@ def markdown(results: list[ImageResult], header: dict[str, Any]) -> str:
             if r.log_tail:
                 lines += [f"Last lines of `{r.log}`:", "", "```", *r.log_tail, "```"]
     return "\n".join(lines) + "\n"
+
+
+def _size_cell(size: int | None, budget: int | None) -> str:
+    """'450.2 MB of 600.0 MB', with the overrun in bold so a reviewer cannot miss it."""
+    if budget is None:
+        return human_size(size)
+    over = size is not None and size > budget
+    text = f"{human_size(size)} of {human_size(budget)}"
+    return f"**{text}: over budget**" if over else text
 
 
 def human_size(size: int | None) -> str:

@@ -139,7 +139,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     from concurrent.futures import ThreadPoolExecutor
 
     from .report import write_test_reports
-    from .smoke import smoke_image
+    from .smoke import size_check, smoke_image
 
     engine = detect()
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
@@ -154,6 +154,8 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
 
     def one(node):
         results = smoke_image(engine, node)
+        budget = size_check(engine, node)
+        results += [budget] if budget else []
         failed = [r for r in results if r.status == "failed"]
         click.echo(f"{'FAILED' if failed else 'passed'} {node.name}: {len(results) - len(failed)}/{len(results)} checks", err=True)
         for r in failed:

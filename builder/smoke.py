@@ -109,3 +109,17 @@ def _kernel(container: Any, image: str, fragment: str, kernel: KernelSpec) -> Ch
     if re.search(kernel.expect, result.got, re.MULTILINE):
         result.status = "passed"
     return result
+
+
+def size_check(engine: Engine, node: Node) -> CheckResult | None:
+    """The image's uncompressed size against its `size_budget` (None when it has no budget)."""
+    if node.size_budget is None:
+        return None
+    from .report import human_size
+
+    image = engine.image(node.local_ref)
+    size = image.attrs.get("Size", 0) if image is not None else 0
+    result = CheckResult(node.name, "image size within budget", "stacks.yaml", "size",
+                         expected=f"at most {human_size(node.size_budget)}", got=human_size(size))
+    result.status = "passed" if image is not None and size <= node.size_budget else "failed"
+    return result

@@ -105,7 +105,7 @@ def tiny(tmp_path: Path) -> Path:
         bases:
           debian:
             bootstrap: {{suite: bookworm}}
-            provides: ["os=debian"]
+            provides: ["os=debian", apt]
         images:
           root:
             base: debian
