@@ -123,23 +123,27 @@ def _load_fragment(folder: Path, env: jinja2.Environment) -> tuple[Fragment | No
     if not body_path.is_file():
         return None, problems + [Problem(f"fragment has no {BODY_FILE}", Location(folder))]
     known = set(fragment_meta.params) | BUILTINS
-    body, found = _compile(env, folder, BODY_FILE, known)
+    reads: set[str] = set()
+    body, found = _compile(env, folder, BODY_FILE, known, reads)
     problems += found
     stage = None
     if (folder / STAGE_FILE).is_file():
-        stage, found = _compile(env, folder, STAGE_FILE, known)
+        stage, found = _compile(env, folder, STAGE_FILE, known, reads)
         problems += found
-    files, found = _context_files(env, folder, known)
+    files, found = _context_files(env, folder, known, reads)
     problems += found
     if body is None or problems:
         return None, problems
-    templates = [folder / BODY_FILE, folder / STAGE_FILE] + [folder / f"{f.path}.j2" for f in files if f.template]
-    reads_image = any("image" in p.read_text(encoding="utf-8") for p in templates if p.is_file())
-    return Fragment(folder.name, folder, fragment_meta, body, stage, files, reads_image), []
+    return Fragment(folder.name, folder, fragment_meta, body, stage, files, "image" in reads), []
 
 
-def _compile(env: jinja2.Environment, folder: Path, filename: str, known: set[str]) -> tuple[jinja2.Template | None, list[Problem]]:
-    """Compile one template and check it reads only declared variables."""
+def _compile(env: jinja2.Environment, folder: Path, filename: str, known: set[str],
+             reads: set[str]) -> tuple[jinja2.Template | None, list[Problem]]:
+    """Compile one template and check it reads only declared variables.
+
+    The variables it reads are added to `reads`: a fragment that never reads
+    `image` renders the same for every variant, so its render is memoised.
+    """
     path = folder / filename
     source = path.read_text(encoding="utf-8")
     try:
@@ -147,13 +151,15 @@ def _compile(env: jinja2.Environment, folder: Path, filename: str, known: set[st
         template = env.get_template(f"{folder.name}/{filename}")
     except jinja2.TemplateSyntaxError as exc:
         return None, [Problem(f"template syntax error: {exc.message}", Location(path, exc.lineno))]
+    used = meta.find_undeclared_variables(tree)
+    reads |= used
     problems = [
         Problem(
             f"template variable '{name}' is not defined",
             Location(path, _first_use(tree, name)),
             did_you_mean(name, known) or f"declare it under 'params' in {META_FILE}",
         )
-        for name in sorted(meta.find_undeclared_variables(tree) - known)
+        for name in sorted(used - known)
     ]
     return template, problems
 
@@ -163,7 +169,8 @@ def _first_use(tree: nodes.Template, name: str) -> int | None:
     return min(lines) if lines else None
 
 
-def _context_files(env: jinja2.Environment, folder: Path, known: set[str]) -> tuple[tuple[ContextFile, ...], list[Problem]]:
+def _context_files(env: jinja2.Environment, folder: Path, known: set[str],
+                   reads: set[str]) -> tuple[tuple[ContextFile, ...], list[Problem]]:
     files, problems = [], []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
@@ -172,7 +179,7 @@ def _context_files(env: jinja2.Environment, folder: Path, known: set[str]) -> tu
         mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
         template = None
         if relative.endswith(".j2"):
-            template, found = _compile(env, folder, relative, known)
+            template, found = _compile(env, folder, relative, known, reads)
             problems += found
             relative = relative[:-3]
         files.append(ContextFile(relative, path.read_bytes(), mode, template))
