@@ -165,3 +165,13 @@ def test_fragment_errors_surface_through_load_spec_together(stack) -> None:
         load_spec(path)
     where = sorted((p.location.file.name, p.location.line) for p in excinfo.value.problems)
     assert where == [("Dockerfile.j2", 1), ("fragment.yaml", 3)]
+
+
+def test_only_templates_that_read_image_are_rendered_per_image(tmp_path: Path) -> None:
+    write_fragment(tmp_path, "mentions", body="# the word image in a comment does not make a render per image\nRUN true\n")
+    write_fragment(tmp_path, "reads", body="LABEL name={{ image.name }}\n")
+    write_fragment(tmp_path, "reads-in-file", files={"motd.j2": "built as {{ image.variant }}\n"})
+    library, problems = load_library([tmp_path])
+    assert problems == []
+    assert not library["mentions"].reads_image
+    assert library["reads"].reads_image and library["reads-in-file"].reads_image
