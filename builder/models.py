@@ -180,12 +180,73 @@ class KernelSpec(Strict):
     timeout: int = Field(120, ge=1)
 
 
-class Check(Strict):
+class FileExpect(Strict):
+    """What a path in the image must be (checked with testinfra's `host.file`)."""
+
+    path: str
+    exists: bool = Field(True, description="False: the path must not exist.")
+    type: Literal["file", "directory", "symlink"] | None = None
+    mode: str | None = Field(None, pattern=r"^0?[0-7]{3,4}$", description="Permission bits in octal, e.g. \"0755\" (quote it).")
+    owner: str | None = Field(None, description="Owning user name.")
+    group: str | None = Field(None, description="Owning group name.")
+    contains: str | None = Field(None, description="Regular expression searched in the file's text.")
+    linked_to: str | None = Field(None, description="For a symlink: the path it resolves to.")
+
+
+class AccountExpect(Strict):
+    """A user account of the image (testinfra's `host.user`)."""
+
     name: str
-    run: str = Field(description="Shell command run in a container of the image.")
-    expect: str = Field("", description="Regular expression searched in the command's output.")
+    uid: Union[int, str, None] = Field(None, description="A number, or a template such as \"{{ uid }}\".")
+    gid: Union[int, str, None] = Field(None, description="A number, or a template such as \"{{ gid }}\".")
+    group: str | None = Field(None, description="Primary group name.")
+    groups: list[str] = Field(default_factory=list, description="Groups the account must be a member of.")
+    home: str | None = None
+    shell: str | None = None
+
+
+class PackageExpect(Strict):
+    """An installed package: a distribution package (dpkg/rpm/apk through testinfra) or a pip distribution."""
+
+    name: str
+    manager: Literal["system", "pip"] = Field("system", description="system: the distribution's package manager; pip: `pip` on PATH.")
+    version: str | None = Field(None, description="Regular expression searched in the installed version, e.g. \"^{{ version }}$\".")
+
+
+CHECK_KINDS = ("run", "file", "account", "package", "env", "label")
+
+
+class Check(Strict):
+    """One promise of a fragment, checked in a container of every image that inherits it.
+
+    Exactly one kind: `run` (a shell command and a regex on its output), `file`,
+    `account`, `package`, `env` or `label`. Strings may use the fragment's
+    params, e.g. `{{ user }}`.
+    """
+
+    name: str
+    run: str | None = Field(None, description="Shell command run in a container of the image.")
+    expect: str = Field("", description="For run: regular expression searched in the command's output (stdout, then stderr).")
+    status: int = Field(0, description="For run: the exit status the command must end with.")
+    timeout: int = Field(120, ge=1, description="For run: seconds before the command is stopped and the check fails.")
+    file: FileExpect | None = None
+    account: AccountExpect | None = None
+    package: PackageExpect | None = None
+    env: dict[str, str] | None = Field(None, description="Environment variables of the image: name -> regular expression.")
+    label: dict[str, str] | None = Field(None, description="Image labels: name -> regular expression.")
     user: str | None = Field(None, description="Run as this user instead of the image's default.")
     needs: list[str] = Field(default_factory=list, description="Hardware it needs, e.g. [gpu]; not run elsewhere.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Check":
+        kinds = [k for k in CHECK_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a check needs exactly one of {', '.join(CHECK_KINDS)} (got {', '.join(kinds) or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in CHECK_KINDS if getattr(self, k) is not None)
 
 
 class FragmentFile(Strict):

@@ -14,10 +14,12 @@ _ICONS = {"built": "built", "cached": "cached", "failed": "**FAILED**", "skipped
 
 def write_reports(results: list[ImageResult], out_dir: Path, header: dict[str, Any]) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    document = {**header, "images": [r.to_json() for r in results], "summary": summary(results)}
+    tests = image_tests(out_dir, {r.name: r.hash for r in results})
+    document = {**header, "images": [{**r.to_json(), "tests": tests.get(r.name)} for r in results],
+                "summary": summary(results), "test_report": TEST_REPORT}
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
     _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
-    _atomic_write(md_path, markdown(results, header))
+    _atomic_write(md_path, markdown(results, header) + tests_markdown(tests))
     return json_path, md_path
 
 
@@ -82,33 +84,100 @@ TEST_REPORT = "test-report.json"
 
 
 def write_test_reports(results: list, out_dir: Path, hashes: dict[str, str] | None = None) -> tuple[Path, Path, Path]:
-    """Smoke-test results as JSON, Markdown and JUnit XML (for CI test tabs).
+    """Smoke-test results as JSON, Markdown and JUnit XML (for CI test tabs); the build report links them.
 
     The JSON also has, per image, the content hash that was tested and
     whether every check passed: `stacks push` publishes only those images,
     and only while their hash is still the one that was tested.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.status] = counts.get(result.status, 0) + 1
-    images = {
-        name: {"hash": digest, "passed": not any(r.image == name and r.status == "failed" for r in results)}
-        for name, digest in (hashes or {}).items()
-    }
+    counts = _counts(results)
+    images = {name: _image_summary(name, digest, results) for name, digest in (hashes or {}).items()}
     json_path, md_path, junit_path = out_dir / TEST_REPORT, out_dir / "test-report.md", out_dir / "junit.xml"
     previous = _previous_images(json_path)
     document = {"summary": counts, "images": {**previous, **images}, "checks": [r.to_json() for r in results]}
     _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
+    _atomic_write(md_path, smoke_markdown(results, images))
+    _atomic_write(junit_path, junit(results))
+    _update_build_report(out_dir)
+    return json_path, md_path, junit_path
+
+
+def _counts(results: list) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return counts
+
+
+def _image_summary(name: str, digest: str, results: list) -> dict[str, Any]:
+    mine = [r for r in results if r.image == name]
+    shots = [r.artifact for r in mine if getattr(r, "artifact", None)]
+    return {"hash": digest, "passed": not any(r.status == "failed" for r in mine), "checks": _counts(mine),
+            "seconds": round(sum(r.seconds for r in mine), 1), "screenshot": shots[0] if shots else None}
+
+
+def smoke_markdown(results: list, images: dict[str, dict]) -> str:
+    counts = _counts(results)
     lines = ["# Smoke tests", "", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks", "",
-             "| image | check | fragment | status | seconds |", "|---|---|---|---|---:|"]
-    lines += [f"| {r.image} | {r.name} | {r.fragment} | {r.status} | {r.seconds:.1f} |" for r in results]
+             "| image | result | passed | failed | not run | seconds (sum of checks) |", "|---|---|---:|---:|---:|---:|"]
+    for name, info in images.items():
+        c = info["checks"]
+        lines.append(f"| {name} | {'passed' if info['passed'] else '**FAILED**'} | {c.get('passed', 0)} | "
+                     f"{c.get('failed', 0)} | {c.get('not run', 0)} | {info['seconds']:.1f} |")
+    lines += ["", "| image | check | kind | fragment | status | seconds |", "|---|---|---|---|---|---:|"]
+    lines += [f"| {r.image} | {_cell(r.name)} | {r.kind} | {r.fragment} | "
+              f"{'**failed**' if r.status == 'failed' else r.status} | {r.seconds:.1f} |" for r in results]
     for r in results:
         if r.status == "failed":
             lines += ["", f"## {r.image}: {r.name} failed", "", f"Expected: {r.expected}", "", "Got:", "", "```", r.got, "```"]
-    _atomic_write(md_path, "\n".join(lines) + "\n")
-    _atomic_write(junit_path, junit(results))
-    return json_path, md_path, junit_path
+    for name, info in images.items():
+        if info.get("screenshot"):
+            lines += ["", f"## {name} in a browser", "", f"![JupyterLab of {name}]({info['screenshot']})"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def image_tests(out_dir: Path, hashes: dict[str, str]) -> dict[str, dict]:
+    """The last smoke-test summary of each image, only while it is still the same content hash."""
+    return {name: info for name, info in _previous_images(out_dir / TEST_REPORT).items()
+            if name in hashes and info.get("hash") == hashes[name]}
+
+
+TESTS_MARKER = "<!-- smoke tests -->"
+
+
+def tests_markdown(tests: dict[str, dict]) -> str:
+    """The build report's smoke-test section: per image, the result and a link to the details."""
+    lines = ["", TESTS_MARKER, "## Smoke tests", ""]
+    if not tests:
+        return "\n".join(lines + ["No image of this report has been tested yet (`stacks test`).", ""])
+    lines += ["| image | tests | passed | failed | not run | screenshot |", "|---|---|---:|---:|---:|---|"]
+    for name, info in tests.items():
+        c = info.get("checks", {})
+        shot = f"[png]({info['screenshot']})" if info.get("screenshot") else "-"
+        lines.append(f"| {name} | {'passed' if info.get('passed') else '**FAILED**'} | {c.get('passed', 0)} | "
+                     f"{c.get('failed', 0)} | {c.get('not run', 0)} | {shot} |")
+    return "\n".join(lines + ["", "Details: [test-report.md](test-report.md), JUnit: [junit.xml](junit.xml).", ""])
+
+
+def _update_build_report(out_dir: Path) -> None:
+    """Write the new test results into the build report of the same folder, if there is one."""
+    json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+    try:
+        document = json.loads(json_path.read_text(encoding="utf-8"))
+        text = md_path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return
+    tests = image_tests(out_dir, {i["name"]: i["hash"] for i in document.get("images", []) if "hash" in i})
+    for image in document.get("images", []):
+        image["tests"] = tests.get(image.get("name"))
+    document["test_report"] = TEST_REPORT
+    _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
+    _atomic_write(md_path, text.split("\n" + TESTS_MARKER)[0].rstrip("\n") + "\n" + tests_markdown(tests))
 
 
 def junit(results: list) -> str:
@@ -131,6 +200,8 @@ def junit(results: list) -> str:
                 ET.SubElement(case, "failure", message=f"expected {r.expected}").text = f"expected: {r.expected}\ngot: {r.got}"
             elif r.status == "not run":
                 ET.SubElement(case, "skipped", message=r.got)
+            if getattr(r, "artifact", None):  # the attachment convention of Jenkins and GitLab
+                ET.SubElement(case, "system-out").text = f"[[ATTACHMENT|{r.artifact}]]"
     return ET.tostring(suites, encoding="unicode") + "\n"
 
 

@@ -139,7 +139,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     from concurrent.futures import ThreadPoolExecutor
 
     from .report import write_test_reports
-    from .smoke import size_check, smoke_image
+    from .smoke import detect_hardware, size_check, smoke_image
 
     engine = detect()
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
@@ -150,10 +150,11 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     missing = [n.name for n in nodes if engine.image(n.local_ref) is None]
     if missing:
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
-    click.echo(f"testing {len(nodes)} images", err=True)
+    hardware = detect_hardware(engine)
+    click.echo(f"testing {len(nodes)} images (hardware: {', '.join(sorted(hardware)) or 'no GPU'})", err=True)
 
     def one(node):
-        results = smoke_image(engine, node)
+        results = smoke_image(engine, node, out, hardware)
         budget = size_check(engine, node)
         results += [budget] if budget else []
         failed = [r for r in results if r.status == "failed"]
@@ -165,6 +166,9 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     with ThreadPoolExecutor(max_workers=jobs or max(1, os.cpu_count() or 1)) as pool:
         results = [r for group in pool.map(one, nodes) for r in group]
     paths = write_test_reports(results, out, {n.name: n.hash for n in nodes})
-    click.echo("reports: " + ", ".join(str(p) for p in paths), err=True)
+    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "not run")}
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(nodes)} images", err=True)
+    click.echo("JUnit XML: " + str(paths[2]), err=True)
+    click.echo("reports: " + ", ".join(str(p) for p in (*paths[:2], out / "report.md") if p.exists()), err=True)
     return 1 if any(r.status == "failed" for r in results) else 0
 

@@ -1,113 +1,174 @@
-"""Smoke tests: run, in a container of each built image, what its fragments promise.
+"""Smoke tests: run, against containers of each built image, what its fragments promise.
 
 Every image runs the checks of all the fragments it inherits (its whole
-chain), so a contributor writes no test code: a `checks:` entry or a
-`kernel:` snippet in fragment.yaml is enough. Kernels of one image are
-exercised in parallel, each with its own timeout. Checks that need hardware
-this machine lacks are reported as "not run", never as passed.
+chain), so a contributor writes no test code:
+- `checks:` entries of fragment.yaml (a command and a regex, or a file, an
+  account, a package, the environment, a label) run through testinfra in one
+  idle container of the image (host_checks.py);
+- every `kernel:` snippet runs over the Jupyter protocol in that container,
+  kernels in parallel, each with its own timeout;
+- fragments that provide capabilities bring behaviour checks with them:
+  `start-scripts` the start-time contract (start_check.py), `jupyter-server`
+  the server with token and password (server_check.py), `jupyterhub-singleuser`
+  the single-user server against a stand-in Hub, `jupyterlab` the launcher in
+  headless Chromium (browser_check.py).
+Checks that need hardware this machine lacks are "not run", never passed.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
-import time
+import secrets
+import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import jinja2
+
+from . import browser_check, host_checks, server_check, start_check
+from .check_result import CheckResult
 from .engine import Engine
+from .matrix import render_text
 from .models import Check, KernelSpec
-from .plan import Node
+from .plan import HASH_LABEL, Node
 from .probes import KERNEL_PROBE
 
-AVAILABLE_HARDWARE: frozenset[str] = frozenset()  # no GPU detection yet: GPU checks are "not run"
-
-
-@dataclass
-class CheckResult:
-    image: str
-    name: str
-    fragment: str
-    kind: str  # "command" | "kernel"
-    status: str = "failed"  # passed | failed | not run
-    seconds: float = 0.0
-    expected: str = ""
-    got: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+__all__ = ["CheckResult", "ImageChecks", "checks_for", "detect_hardware", "size_check", "smoke_image"]
+BUILDER = "(stacks)"  # the "fragment" of checks stacks itself adds
 
 
 @dataclass
 class ImageChecks:
     node: Node
-    commands: list[tuple[str, Check]] = field(default_factory=list)
+    commands: list[tuple[str, Check]] = field(default_factory=list)  # every declared check, any kind
     kernels: list[tuple[str, KernelSpec]] = field(default_factory=list)
+    problems: list[CheckResult] = field(default_factory=list)  # checks whose templates do not render
 
 
 def checks_for(node: Node) -> ImageChecks:
-    """Everything the image's fragments (inherited ones first) declare."""
+    """Everything the image's fragments (inherited ones first) declare, with their params filled in."""
     found = ImageChecks(node)
     for applied in node.chain:
         meta = applied.fragment.meta
-        found.commands += [(applied.name, check) for check in meta.checks]
+        for check in meta.checks:
+            try:
+                found.commands.append((applied.name, render_check(check, applied.params)))
+            except jinja2.TemplateError as exc:
+                found.problems.append(CheckResult(node.name, check.name, applied.name, check.kind,
+                                                  expected="a check whose templates render", got=f"template error: {exc}"))
         if meta.kernel is not None:
             found.kernels.append((applied.name, meta.kernel))
     return found
 
 
-def smoke_image(engine: Engine, node: Node) -> list[CheckResult]:
-    """Start one idle container of the image, run every check in it, remove it."""
+def render_check(check: Check, params: dict[str, Any]) -> Check:
+    """Fill `{{ param }}` in every string of a check from the fragment's params as this image applies it."""
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return render_text(value, params)
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value
+
+    return Check.model_validate(fill(check.model_dump(exclude_none=True)))
+
+
+def detect_hardware(engine: Engine) -> frozenset[str]:
+    """{"gpu"} when the engine has the NVIDIA runtime and the host sees a GPU (or STACKS_HARDWARE says so)."""
+    forced = os.environ.get("STACKS_HARDWARE")
+    if forced is not None:
+        return frozenset(h.strip() for h in forced.split(",") if h.strip())
+    runtimes = engine.client.info().get("Runtimes") or {}
+    smi = shutil.which("nvidia-smi")
+    if "nvidia" in runtimes and smi and subprocess.run([smi, "-L"], capture_output=True, check=False).returncode == 0:
+        return frozenset({"gpu"})
+    return frozenset()
+
+
+def smoke_image(engine: Engine, node: Node, out_dir: Path | None = None,
+                hardware: frozenset[str] = frozenset()) -> list[CheckResult]:
+    """Every check of the image: declared ones and kernels in one idle container, then the behaviour checks."""
     plan = checks_for(node)
+    results = plan.problems + _in_idle_container(engine, node, plan, hardware)
+    kernels = [k.name for _, k in plan.kernels]
+    if server_check.provider(node, "start-scripts"):
+        results += start_check.start_checks(engine, node)
+    single_user = server_check.provider(node, "jupyterhub-singleuser")
+    if single_user:
+        results += server_check.hub_checks(engine, node, kernels)
+    command = " ".join(server_check.image_config(engine, node).get("Cmd") or [])
+    if server_check.provider(node, "jupyter-server") and not (single_user and "singleuser" in command):
+        lab = server_check.provider(node, "jupyterlab")
+        browser = (lambda server: browser_check.launcher_checks(server, node.name, lab, out_dir or Path("build"))) if lab else None
+        results += server_check.standalone_checks(engine, node, kernels, while_up=browser)
+    return results
+
+
+def _in_idle_container(engine: Engine, node: Node, plan: ImageChecks, hardware: frozenset[str]) -> list[CheckResult]:
+    needs = {n for _, check in plan.commands for n in check.needs}
+    options: dict[str, Any] = {}
+    if "gpu" in needs and "gpu" in hardware:
+        import docker
+
+        options["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
     container = engine.client.containers.run(
-        node.local_ref, entrypoint=["sleep"], command=["infinity"], detach=True, labels={"io.stacks.smoke": node.name},
+        node.local_ref, entrypoint=["sleep"], command=["infinity"], detach=True,
+        labels={server_check.SMOKE_LABEL: node.name}, name=f"stacks-smoke-{node.name}-idle-{secrets.token_hex(3)}", **options,
     )
+    labels = dict(engine.client.images.get(node.local_ref).labels or {})
     try:
-        results = [_command(container, node.name, fragment, check) for fragment, check in plan.commands]
-        with ThreadPoolExecutor(max_workers=max(1, min(4, len(plan.kernels)))) as pool:
-            results += list(pool.map(lambda item: _kernel(container, node.name, *item), plan.kernels))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            declared = pool.map(lambda item: _declared(container.name, labels, node.name, *item, hardware), plan.commands)
+            kernels = pool.map(lambda item: _kernel(container, node.name, *item), plan.kernels)
+            results = [_identity(node, labels), *declared, *kernels]
     finally:
         container.remove(force=True)
     return results
 
 
-def _command(container: Any, image: str, fragment: str, check: Check) -> CheckResult:
-    result = CheckResult(image, check.name, fragment, "command", expected=f"exit 0 and output matching /{check.expect}/")
-    missing = set(check.needs) - AVAILABLE_HARDWARE
+def _identity(node: Node, labels: dict[str, str]) -> CheckResult:
+    """The image under test is the one the plan describes (its content hash label)."""
+    result = CheckResult(node.name, "the image carries the planned content hash", BUILDER, "label",
+                         expected=f"label {HASH_LABEL}={node.hash}")
+    return result.verdict(labels.get(HASH_LABEL) == node.hash, f"label {HASH_LABEL}={labels.get(HASH_LABEL, '(missing)')}")
+
+
+def _declared(container: str, labels: dict[str, str], image: str, fragment: str, check: Check,
+              hardware: frozenset[str]) -> CheckResult:
+    result = CheckResult(image, check.name, fragment, check.kind)
+    missing = set(check.needs) - hardware
     if missing:
         result.status, result.got = "not run", f"needs {', '.join(sorted(missing))}, not present on this machine"
         return result
-    started = time.monotonic()
-    code, output = container.exec_run(["sh", "-c", check.run], user=check.user or "", demux=False)
-    text = (output or b"").decode(errors="replace")
-    result.seconds = round(time.monotonic() - started, 2)
-    ok = code == 0 and (not check.expect or re.search(check.expect, text, re.MULTILINE) is not None)
-    result.status = "passed" if ok else "failed"
-    result.got = f"exit {code}: {text.strip()[-2000:]}"
+    with result.timed():
+        ok, result.expected, got = host_checks.evaluate(check, container, labels)
+        result.verdict(ok, got)
     return result
 
 
 def _kernel(container: Any, image: str, fragment: str, kernel: KernelSpec) -> CheckResult:
     result = CheckResult(image, f"kernel {kernel.name} runs its snippet", fragment, "kernel",
                          expected=f"output matching /{kernel.expect}/ from: {kernel.snippet}")
-    started = time.monotonic()
-    code, output = container.exec_run(
-        ["sh", "-c", 'exec timeout "$1" python -c "$2" "$3" "$4" "$5"', "probe",
-         str(kernel.timeout + 30), KERNEL_PROBE, kernel.name, kernel.snippet, str(kernel.timeout)],
-    )
-    result.seconds = round(time.monotonic() - started, 2)
-    text = (output or b"").decode(errors="replace").strip()
-    try:
-        answer = json.loads(text.splitlines()[-1])
-    except (ValueError, IndexError):
-        result.got = f"exit {code}: {text[-2000:] or 'no output'}"
-        return result
-    if answer.get("error"):
-        result.got = answer["error"] + (f"; output: {answer['output']}" if answer.get("output") else "")
-        return result
-    result.got = answer.get("output", "")
-    if re.search(kernel.expect, result.got, re.MULTILINE):
-        result.status = "passed"
+    with result.timed():
+        code, output = container.exec_run(
+            ["sh", "-c", 'exec timeout "$1" python -c "$2" "$3" "$4" "$5"', "probe",
+             str(kernel.timeout + 30), KERNEL_PROBE, kernel.name, kernel.snippet, str(kernel.timeout)],
+        )
+        text = (output or b"").decode(errors="replace").strip()
+        try:
+            answer = json.loads(text.splitlines()[-1])
+        except (ValueError, IndexError):
+            answer = {"error": f"exit {code}: {text[-2000:] or 'no output'}"}
+        if answer.get("error"):
+            result.verdict(False, answer["error"] + (f"; output: {answer['output']}" if answer.get("output") else ""))
+        else:
+            result.verdict(re.search(kernel.expect, answer.get("output", ""), re.MULTILINE) is not None, answer.get("output", ""))
     return result
 
 
