@@ -22,7 +22,10 @@ from .server_check import Server
 
 LAUNCHER = re.compile(r'class="[^"]*\bjp-Launcher\b[^"]*"')
 LOGIN = re.compile(r'<input[^>]*name="password"')
-CARD = re.compile(r'<div class="jp-LauncherCard" title="([^"]*)"[^>]*data-category="Notebook"')
+# (title, category) of each launcher card. Category names are translated in a
+# localised lab (Notebook is 笔记本 in zh_CN), so the notebook section is found
+# by position: it always comes first.
+CARD = re.compile(r'<div class="jp-LauncherCard" title="([^"]*)"[^>]*data-category="([^"]*)"')
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--no-proxy-server", "--window-size=1280,800"]
@@ -58,7 +61,7 @@ def launcher_checks(server: Server, image: str, fragment: str, out_dir: Path) ->
             dom = _render(exe, f"{server.base_url}lab?token={server.token}", shot)
             if LAUNCHER.search(dom):
                 break
-        cards = sorted({html.unescape(t) for t in CARD.findall(dom)})
+        cards = notebook_cards(dom)
         missing = [name for name in _display_names(server) if name not in cards]
         found = bool(LAUNCHER.search(dom))
         shown.verdict(found and not missing,
@@ -92,3 +95,12 @@ def _render(exe: str, url: str, screenshot: Path | None) -> str:
 def _title(dom: str) -> str:
     match = re.search(r"<title>(.*?)</title>", dom, re.DOTALL)
     return html.unescape(match.group(1).strip()) if match else "(none)"
+
+
+def notebook_cards(dom: str) -> list[str]:
+    """Titles of the launcher's notebook cards (the first category), in any UI language."""
+    found = [(html.unescape(title), category) for title, category in CARD.findall(dom)]
+    if not found:
+        return []
+    first = found[0][1]
+    return sorted({title for title, category in found if category == first})

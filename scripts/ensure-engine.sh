@@ -11,8 +11,9 @@ command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v dot >/dev/null 2>&1 || need_pkgs+=(graphviz)
 command -v htpasswd >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
-# Headless browser for the JupyterLab check of `stacks test` (without it that check is "not run").
-command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# Headless browser for the JupyterLab check of `stacks test` (without it that check is "not run"),
+# with a CJK font so screenshots of the zh-CN lab are legible.
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium fonts-wqy-microhei)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

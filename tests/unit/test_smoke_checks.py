@@ -198,3 +198,16 @@ def test_test_reports_in_json_markdown_junit_and_the_build_report(tmp_path: Path
     build[0] = ImageResult("lab", "image", None, "d" * 64, "stacks/lab:y", "built")
     write_reports(build, tmp_path, {"engine": "test"})
     assert {i["name"]: i["tests"] for i in json.loads((tmp_path / "report.json").read_text())["images"]}["lab"] is None
+
+
+def test_notebook_cards_are_found_in_a_localised_launcher() -> None:
+    from builder.browser_check import notebook_cards
+
+    def card(title: str, category: str) -> str:
+        return f'<div class="jp-LauncherCard" title="{title}" tabindex="0" data-category="{category}">'
+
+    english = card("Python 3 (ipykernel)", "Notebook") + card("R", "Notebook") + card("Python 3 (ipykernel)", "Console") + card("Terminal", "Other")
+    chinese = card("Python 3 (ipykernel)", "笔记本") + card("Python 3 (ipykernel)", "控制台") + card("终端", "其他")
+    assert notebook_cards(english) == ["Python 3 (ipykernel)", "R"]
+    assert notebook_cards(chinese) == ["Python 3 (ipykernel)"]
+    assert notebook_cards(card("Terminal", "Other").replace("jp-LauncherCard", "jp-Other")) == []
