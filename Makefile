@@ -14,12 +14,14 @@ PYTEST_ARGS ?=
 
 export STACKS_CA_CERTS := $(CA_CERTS)
 
-.PHONY: stacks test unit integration lint bench engine render graph clean-images help
+.PHONY: stacks test unit integration lint push bench engine render graph clean-images help
 
 help:
 	@echo "make stacks   build every verified image of $(SPEC) and smoke-test it (STACKS_SELECT= for all; reports in $(OUT)/)"
 	@echo "make test     unit and integration tests (starts a Docker engine if needed)"
 	@echo "make unit     fast tests only (no Docker)"
+	@echo "make lint     check stacks.yaml and every fragment (schema, templates, hadolint)"
+	@echo "make push     publish the tested images (STACKS_REGISTRY=host/namespace to override)"
 	@echo "make bench    benchmarks (bench/)"
 
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +36,13 @@ engine:
 stacks: $(VENV)/.installed engine
 	$(STACKS) build -f $(SPEC) --out $(OUT) $(STACKS_SELECT) $(if $(JOBS),--jobs $(JOBS))
 	$(STACKS) test -f $(SPEC) --out $(OUT) $(STACKS_SELECT)
+
+lint: $(VENV)/.installed
+	$(STACKS) lint -f $(SPEC)
+
+# Publish tested images (registry from stacks.yaml, or STACKS_REGISTRY=host[:port]/namespace).
+push: $(VENV)/.installed engine
+	$(STACKS) push -f $(SPEC) --out $(OUT) $(STACKS_SELECT) $(if $(STACKS_REGISTRY),--registry $(STACKS_REGISTRY))
 
 render: $(VENV)/.installed
 	$(STACKS) render -f $(SPEC) --out $(OUT)/rendered

@@ -33,6 +33,7 @@ class BaseImage:
     provides: tuple[Provided, ...]
     platforms: tuple[str, ...]
     unverified: str | None = None  # why CI cannot obtain it; None when it can
+    versions: tuple[tuple[str, str], ...] = ()  # (name, command) read from images built on it; not part of its identity
 
     @property
     def kind(self) -> str:
@@ -56,7 +57,8 @@ def base_for(spec: Spec, key: str, variant: Variant, problems: list[Problem]) ->
         problems.append(Problem(f"base '{key}': {exc}", spec.where("bases", key)))
         return BaseImage(name, key, base.pull, base.bootstrap, (), tuple(base.platforms), _unverified(base))
     bootstrap = Bootstrap(**rendered["bootstrap"]) if rendered["bootstrap"] else None
-    return BaseImage(name, key, rendered["pull"], bootstrap, provides, tuple(rendered["platforms"]), _unverified(base))
+    return BaseImage(name, key, rendered["pull"], bootstrap, provides, tuple(rendered["platforms"]), _unverified(base),
+                     tuple(rendered["versions"].items()))
 
 
 def _unverified(base: Base) -> str | None:

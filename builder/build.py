@@ -22,12 +22,11 @@ from typing import Any, Iterator
 from .bootstrap import bootstrap_tarball
 from .engine import BuildFailed, BuildRequest, Cancelled, Engine
 from .hashing import explain_change
+from .labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from .plan import HASH_LABEL, Node, Plan
 from .render import CA_ARGS, CA_PATH, CA_SECRET, write_context
 from .scheduler import Outcome, Task, run_dag
 
-NAME_LABEL = "io.stacks.name"
-INPUTS_LABEL = "io.stacks.inputs"
 LOG_TAIL = 30
 
 
@@ -149,7 +148,7 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
             sink(f"pulling {node.local_ref}")
             engine.pull(node.local_ref)
             return
-        labels = _labels(plan, node)
+        labels = image_labels(plan, node)
         if node.kind == "bootstrap":
             assert node.base and node.base.bootstrap
             workdir = options.out_dir / "tmp"
@@ -165,19 +164,6 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         write_context(node.rendered, context)
         args = {**build_args, **node.build_args}
         engine.build(BuildRequest(context, node.local_ref, labels, args, secrets), sink)
-
-
-def _labels(plan: Plan, node: Node) -> dict[str, str]:
-    fragments = ",".join(f"{a.name}={a.fragment.meta.version or '-'}" for a in node.fragments)
-    return {
-        HASH_LABEL: node.hash,
-        NAME_LABEL: node.name,
-        INPUTS_LABEL: json.dumps(node.inputs, sort_keys=True, separators=(",", ":")),
-        "io.stacks.parent": node.parent or "",
-        "io.stacks.fragments": fragments,
-        "org.opencontainers.image.title": node.name,
-        "org.opencontainers.image.description": (plan.spec.images[node.image].description if node.image else "") or node.name,
-    }
 
 
 def _build_environment(options: BuildOptions) -> tuple[dict[str, Path], dict[str, str]]:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 import docker
 import docker.errors
 import docker.utils
+import requests
 
 from .errors import Problem, SpecError
 
@@ -41,6 +42,10 @@ class BuildFailed(Exception):
 
 class Cancelled(Exception):
     """The run was interrupted while this build ran."""
+
+
+class PushFailed(Exception):
+    """The engine could not push a tag; the message is the engine's (it never contains credentials)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,24 @@ class Engine:
     def pull(self, ref: str) -> Any:
         repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
         return self.client.images.pull(repository, tag=tag or "latest")
+
+    def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
+        """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
+        digest = None
+        try:
+            for chunk in self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
+                if "error" in chunk:
+                    raise PushFailed(str(chunk.get("error", "")).strip() or "push failed")
+                digest = (chunk.get("aux") or {}).get("Digest") or digest
+                if sink is not None and chunk.get("status") and chunk.get("id"):
+                    sink(f"{chunk['id']}: {chunk['status']}")
+        except docker.errors.APIError as exc:
+            raise PushFailed(str(exc.explanation or exc)) from None
+        except (OSError, requests.RequestException) as exc:  # the engine's own socket
+            raise PushFailed(f"lost the connection to the Docker engine: {exc}") from None
+        if digest is None:
+            raise PushFailed("the engine reported no digest for the pushed tag")
+        return digest
 
     def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> Any:
         repository, _, tag = ref.rpartition(":")

@@ -8,16 +8,35 @@ they need more than one file.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import Problem, did_you_mean
 from .yamlsrc import MarkedDict, locate
 
 NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 AxisRule = dict[str, Union[str, list[str]]]
+
+
+def _version_names(value: dict[str, str]) -> dict[str, str]:
+    bad = [name for name in value if not re.match(NAME_PATTERN, name)]
+    if bad:
+        raise ValueError(f"version names must be lowercase letters, digits and . _ - (not {', '.join(map(repr, bad))})")
+    return value
+
+
+#: name -> shell command that prints a version, run in a container of the built image (`stacks tags`, `stacks push`)
+VersionProbes = Annotated[dict[str, str], AfterValidator(_version_names),
+                          Field(json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN}})]
+_VERSIONS_HELP = (
+    "Versions read out of the built image: name -> shell command that prints the version (first line of stdout), "
+    "run as the image's user, e.g. {python: \"python -c 'import platform; print(platform.python_version())'\"}. "
+    "They are tag variables ({{ versions.python }}) and are checked against versions this declares in 'provides' "
+    "(python=3.11 passes for 3.11.2) before `stacks push`."
+)
 
 
 class Strict(BaseModel):
@@ -49,6 +68,7 @@ class Base(Strict):
     platforms: list[str] = Field(default_factory=lambda: ["linux/amd64", "linux/arm64"])
     verified: bool = Field(True, description="False when this project's CI cannot obtain the base (e.g. a registry it cannot reach); `--only-verified` then leaves its images out.")
     unverified_reason: str | None = Field(None, description="Why the base is not verified; shown by `stacks plan`.")
+    versions: VersionProbes = Field(default_factory=dict, description=_VERSIONS_HELP)
 
     @model_validator(mode="after")
     def _one_source(self) -> "Base":
@@ -100,6 +120,17 @@ class Registry(Strict):
     namespace: str = Field("", description="Organisation or user; may be empty for a private registry.")
 
 
+class ImageLabels(Strict):
+    """OCI annotations every built image carries (org.opencontainers.image.*); empty ones are left out."""
+
+    source: str | None = Field(None, description="URL of the source repository; default: the git remote 'origin' of the folder of stacks.yaml.")
+    url: str | None = Field(None, description="Where people find information about the images.")
+    documentation: str | None = Field(None, description="URL of the images' documentation.")
+    licenses: str | None = Field(None, description="SPDX license expression, e.g. BSD-3-Clause.")
+    vendor: str | None = Field(None, description="Who distributes the images.")
+    authors: str | None = Field(None, description="Contact people or organisation.")
+
+
 class BuildSettings(Strict):
     """Per-site build environment: never part of an image's content hash."""
 
@@ -113,16 +144,90 @@ class BuildSettings(Strict):
     jobs: int | None = Field(None, ge=1, description="Parallel build slots; default: number of CPUs.")
 
 
+DEFAULT_TAGS = (
+    "{{ variant }}",
+    "{{ variant }}-{{ date }}",
+    "{{ variant }}-{{ git_sha }}",
+    "{% for name, version in versions.items() %}{{ variant }}-{{ name }}-{{ version }} {% endfor %}",
+)
+
+
 class Settings(Strict):
     fragments: list[str] = Field(default_factory=lambda: ["fragments"], description="Fragment directories, relative to stacks.yaml.")
     local_prefix: str = Field("stacks", pattern=NAME_PATTERN, description="Repository prefix of locally built images.")
     registry: Registry = Field(default_factory=Registry)
     tags: list[str] = Field(
-        default_factory=lambda: ["{{ variant }}"],
-        description="Tag templates per image; variables: image, variant, axes, hash, default.",
+        default_factory=lambda: list(DEFAULT_TAGS),
+        description="Tag templates per image; variables: image, variant, axes and axis names, hash, default, and, read "
+                    "from the built image, versions (a map), date (the build date, YYYY-MM-DD) and git_sha (the commit "
+                    "that built it). A template may give several tags separated by spaces; leading and trailing '-' "
+                    "and '.' are dropped; templates reading hash or git_sha give immutable tags, pushed first.",
     )
     latest: bool = Field(True, description="Also tag the default variant (all axes at their first value) 'latest'.")
+    labels: ImageLabels = Field(default_factory=ImageLabels, description="OCI labels of every image (title, description, created, revision and version are set by stacks).")
     build: BuildSettings = Field(default_factory=BuildSettings)
+
+
+class HubAuthenticator(Strict):
+    """Who may log in to the Hub. Client id and secret are never written here: the Hub reads them from
+    OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET when it starts (the dummy kind: JUPYTERHUB_DUMMY_PASSWORD)."""
+
+    kind: Literal["github", "gitlab", "generic", "dummy"] = Field(
+        "github", description="github, gitlab, generic (any OAuth2/OpenID Connect provider), or dummy: one shared password, for tests only.")
+    allowed_users: list[str] = Field(default_factory=list, description="Accounts that may log in (besides admins and the groups/organisations below).")
+    allow_all: bool = Field(False, description="Let every account the provider accepts log in (a public GitHub login means anyone with a GitHub account).")
+    organizations: list[str] = Field(default_factory=list, description="github: members of these organisations (or org:team) may log in.")
+    groups: list[str] = Field(default_factory=list, description="gitlab: members of these groups; generic: users whose groups claim (groups_key) has one of these.")
+    url: str | None = Field(None, description="gitlab: the GitLab instance, e.g. https://gitlab.example.org (default gitlab.com).")
+    authorize_url: str | None = Field(None, description="generic: the provider's authorization endpoint.")
+    token_url: str | None = Field(None, description="generic: the provider's token endpoint.")
+    userdata_url: str | None = Field(None, description="generic: the provider's userinfo endpoint.")
+    username_claim: str = Field("preferred_username", description="generic: the userinfo field that becomes the JupyterHub user name.")
+    groups_key: str | None = Field(None, description="generic: where the groups are in the auth state, e.g. oauth_user.groups.")
+    scope: list[str] = Field(default_factory=list, description="OAuth scopes to request; default: the authenticator's (generic: openid profile email).")
+    login_service: str | None = Field(None, description="Name on the login button, e.g. 'Example SSO'.")
+
+    @model_validator(mode="after")
+    def _generic_endpoints(self) -> "HubAuthenticator":
+        missing = [k for k in ("authorize_url", "token_url", "userdata_url") if self.kind == "generic" and not getattr(self, k)]
+        if missing:
+            raise ValueError(f"the generic authenticator needs {', '.join(missing)}")
+        return self
+
+
+class HubGpu(Strict):
+    """GPUs for the users' containers, as a Docker device request (`docker run --gpus`); needs the NVIDIA
+    container toolkit on the host."""
+
+    count: Union[int, Literal["all"]] = Field("all", description="How many GPUs each container gets, or all.")
+    capabilities: list[str] = Field(default_factory=lambda: ["gpu"], description="Device capabilities requested, e.g. [gpu] or [gpu, compute, utility].")
+    driver: str = Field("", description="Device driver, e.g. nvidia; empty: the engine picks one that has the capabilities.")
+    images: list[str] = Field(default_factory=list, description="Offered images (definitions or variant names) that get the GPUs; empty: all of them.")
+
+
+class HubSettings(Strict):
+    """A multi-user JupyterHub (DockerSpawner) over the built images: `stacks hub-config` turns this into a
+    jupyterhub_config.py and a compose file."""
+
+    image: str = Field("hub", description="The image (definition or variant name) that runs the Hub; its default variant if a definition.")
+    offer: list[str] = Field(
+        default_factory=list,
+        description="Images users choose from (definitions or variant names); default: every built image with jupyterhub-singleuser in its chain.")
+    default: str | None = Field(None, description="The variant preselected in the list; default: the first offered.")
+    name: str = Field("jupyterhub", pattern=NAME_PATTERN, description="The Hub's container name (its host name on the network); its state volume is <name>-data.")
+    network: str = Field("jupyterhub", pattern=NAME_PATTERN, description="Docker network shared by the Hub and the users' containers.")
+    prefix: str = Field("jupyter", pattern=NAME_PATTERN, description="Users' containers are named <prefix>-<username>.")
+    volume: str = Field("jupyterhub-user-{username}", description="Name of each user's volume; {username} is the (escaped) user name.")
+    mount: str = Field("/home/jovyan/work", pattern=r"^/", description="Where the user's volume is mounted; the server opens there.")
+    address: str = Field("0.0.0.0", description="Host address the Hub's port is published on (127.0.0.1 behind a reverse proxy).")
+    port: int = Field(8000, ge=1, le=65535, description="Host port of the Hub.")
+    public_url: str | None = Field(None, description="The URL users open, e.g. https://hub.example.org; OAuth callbacks go to <public_url>/hub/oauth_callback.")
+    admins: list[str] = Field(default_factory=list, description="Users with admin rights in the Hub (they may always log in).")
+    authenticator: HubAuthenticator = Field(default_factory=HubAuthenticator)
+    gpu: HubGpu | None = Field(None, description="Give the users' containers GPUs; absent: none.")
+    mem_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?[KMGT]?$", description="Memory limit per user container, e.g. 4G.")
+    cpu_limit: float | None = Field(None, gt=0, description="CPU limit per user container, in CPUs.")
+    keep_containers: bool = Field(False, description="Keep a stopped user's container (restarted next time) instead of removing it; the volume is kept either way.")
 
 
 AxisValues = dict[str, Union[dict[str, Any], None]]
@@ -139,6 +244,7 @@ class StacksFile(Strict):
     )
     bases: dict[str, Base] = Field(default_factory=dict)
     images: dict[str, ImageDef]
+    hub: HubSettings | None = Field(None, description="Multi-user JupyterHub over the built images (`stacks hub-config`).")
 
     @field_validator("images", "bases", "axes")
     @classmethod
@@ -265,6 +371,7 @@ class FragmentFile(Strict):
     unverified_reason: str | None = None
     kernel: KernelSpec | None = None
     checks: list[Check] = Field(default_factory=list)
+    versions: VersionProbes = Field(default_factory=dict, description=_VERSIONS_HELP + " Commands may use the params.")
 
 
 # --- turning pydantic errors into located problems ---------------------------

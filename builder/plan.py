@@ -21,6 +21,7 @@ from .render import Mode, Rendered, render_image
 from .resolve import Applied, Resolved, resolve
 from .spec import Spec, load_spec
 from .tags import check_repository, repository, tags_for
+from .versions import probe_names
 
 HASH_LABEL = "io.stacks.hash"
 
@@ -189,7 +190,8 @@ def _image_node(
     content_hash = hash_inputs(inputs)
     repo = definition.repo or variant.image
     try:
-        tags = tags_for(variant, spec.model.settings, content_hash)
+        base = graph.nodes[root]["node"].base
+        tags = tags_for(variant, spec.model.settings, content_hash, version_names=probe_names(item.chain, base))
         check_repository(repository(spec.model.settings, repo))
     except ValueError as exc:
         problems.append(Problem(f"image '{variant.name}': {exc}", spec.where("images", variant.image)))

@@ -51,39 +51,77 @@ def client() -> docker.DockerClient:
     return client
 
 
+class RegistryServer:
+    """Debian's docker-registry on 127.0.0.1 (optionally with htpasswd auth), stoppable by a test."""
+
+    def __init__(self, folder: Path, users: dict[str, str] | None = None):
+        exe = shutil.which("docker-registry")
+        if exe is None:
+            pytest.fail("integration tests need Debian's docker-registry (installed by scripts/ensure-engine.sh)")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.data = folder, folder / "data"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.host = f"127.0.0.1:{self.port}"
+        auth = ""
+        if users:
+            htpasswd = folder / "htpasswd"
+            htpasswd.write_text("".join(_htpasswd_line(user, password) for user, password in users.items()))
+            auth = f"auth:\n  htpasswd: {{realm: stacks-test, path: {htpasswd}}}\n"
+        (folder / "config.yml").write_text(textwrap.dedent(f"""\
+            version: 0.1
+            log: {{level: warn}}
+            storage:
+              filesystem: {{rootdirectory: {self.data}}}
+              delete: {{enabled: true}}
+            http:
+              addr: {self.host}
+            """) + auth)
+        self.proc = subprocess.Popen([exe, "serve", str(folder / "config.yml")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.proc.kill()
+                    pytest.fail("docker-registry did not start")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def _htpasswd_line(user: str, password: str) -> str:
+    """A bcrypt entry (the only kind docker-registry accepts), from apache2-utils' htpasswd."""
+    exe = shutil.which("htpasswd")
+    if exe is None:
+        pytest.fail("integration tests need htpasswd (apache2-utils, installed by scripts/ensure-engine.sh)")
+    out = subprocess.run([exe, "-nbB", user, password], capture_output=True, text=True, check=True).stdout
+    return out.strip() + "\n"
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> str:
     """A real registry (Debian's docker-registry) on 127.0.0.1, for pull and push tests."""
-    exe = shutil.which("docker-registry")
-    if exe is None:
-        pytest.fail("integration tests need Debian's docker-registry (installed by scripts/ensure-engine.sh)")
-    folder = tmp_path_factory.mktemp("registry")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    (folder / "config.yml").write_text(textwrap.dedent(f"""\
-        version: 0.1
-        log: {{level: warn}}
-        storage:
-          filesystem: {{rootdirectory: {folder / 'data'}}}
-          delete: {{enabled: true}}
-        http:
-          addr: 127.0.0.1:{port}
-        """))
-    proc = subprocess.Popen([exe, "serve", str(folder / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("docker-registry did not start")
-            time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    server = RegistryServer(tmp_path_factory.mktemp("registry"))
+    yield server.host
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory) -> RegistryServer:
+    """A real registry on 127.0.0.1 that requires a login (htpasswd): user `stacks`, password in `.users`."""
+    users = {"stacks": f"pw-{uuid.uuid4().hex[:12]}"}
+    server = RegistryServer(tmp_path_factory.mktemp("auth-registry"), users)
+    server.users = users  # type: ignore[attr-defined]
+    yield server
+    server.stop()
 
 
 def write_fragment(root: Path, name: str, body: str, meta: str = "", files: dict[str, str] | None = None) -> None:

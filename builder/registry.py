@@ -1,0 +1,257 @@
+"""A registry's HTTP API (Docker Registry v2 / OCI distribution), for what the engine does not tell.
+
+The engine pushes; this module asks the registry itself, before and after:
+is it reachable, does it accept the credentials, which manifest does a tag
+point at now (so a re-run skips tags that already hold the image, and a push
+is verified against what the registry really serves). Credentials come from
+STACKS_REGISTRY_USER / STACKS_REGISTRY_PASSWORD or the Docker config
+(~/.docker/config.json, credential helpers included); they are never
+printed, and `Credentials` hides the secret from repr.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+USER_ENV, PASSWORD_ENV = "STACKS_REGISTRY_USER", "STACKS_REGISTRY_PASSWORD"
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+INDEX_TYPES = MANIFEST_TYPES[2:]
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+_NETWORK = re.compile(
+    r"connection (refused|reset|aborted|closed)|broken pipe|\bEOF\b|i/o timeout|timed? ?out|temporar|"
+    r"no route to host|network is unreachable|TLS handshake|server misbehaving|unexpected end|"
+    r"\b50[0234]\b|bad gateway|service unavailable|gateway time|too many requests|\b429\b|"
+    r"max retries exceeded|remote end closed|protocol error|IncompleteRead|closed network connection|"
+    r"connection broken",
+    re.IGNORECASE,
+)
+_REFUSED = re.compile(r"unauthorized|authentication required|denied|forbidden|\b40[13]\b|no basic auth", re.IGNORECASE)
+
+
+class RegistryError(Exception):
+    """A registry problem; `retryable` when trying again later may succeed (network, overload)."""
+
+    def __init__(self, message: str, retryable: bool = False, auth: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+        self.auth = auth
+
+
+def classify(message: str) -> tuple[bool, bool]:
+    """(retryable, auth problem) for an error text from the engine or the registry."""
+    if _REFUSED.search(message):
+        return False, True
+    return bool(_NETWORK.search(message)), False
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)  # an identity (refresh) token from a credential helper
+    source: str = ""  # where they came from, for messages: "STACKS_REGISTRY_USER", "Docker config"
+
+    def engine_auth(self, host: str) -> dict[str, str]:
+        """The auth config the engine expects with a push."""
+        if self.token:
+            return {"identitytoken": self.token, "serveraddress": host}
+        return {"username": self.username, "password": self.password, "serveraddress": host}
+
+    def describe(self) -> str:
+        who = f"user '{self.username}'" if self.username else "an identity token"
+        return f"{who} (from {self.source})"
+
+
+def credentials_for(host: str) -> Credentials | None:
+    """Credentials for `host`: the environment first, then the Docker config; None = anonymous."""
+    user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
+    if user and password is not None:
+        return Credentials(user, password, source=f"{USER_ENV}/{PASSWORD_ENV}")
+    import docker.auth
+    import docker.errors
+
+    try:
+        config = docker.auth.load_config()
+        entry = config.resolve_authconfig(_config_key(host)) or {}
+    except docker.errors.DockerException as exc:
+        raise RegistryError(f"cannot read credentials for {host} from the Docker config: {type(exc).__name__}") from None
+    lookup = {k.lower(): v for k, v in entry.items()}
+    if lookup.get("identitytoken"):
+        return Credentials(token=lookup["identitytoken"], source="Docker config")
+    if lookup.get("username"):
+        return Credentials(lookup["username"], lookup.get("password") or "", source="Docker config")
+    return None
+
+
+def _config_key(host: str) -> str:
+    return "docker.io" if host in DOCKER_HUB else host
+
+
+def api_base(host: str) -> str:
+    """The URL of the API: plain HTTP for loopback registries (the engine allows those insecure), else HTTPS."""
+    if host in DOCKER_HUB:
+        return "https://registry-1.docker.io"
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name == "localhost"
+    return f"{'http' if loopback else 'https'}://{host}"
+
+
+@dataclass(frozen=True)
+class RemoteManifest:
+    digest: str  # of the manifest (or index) the tag points at
+    config: str | None  # config digest = the image id the engine built (for an index: of the matching platform)
+    size: int  # bytes to download: config + layers (compressed)
+
+
+class Registry:
+    """One registry host, with the token dance of the distribution spec (Basic or Bearer)."""
+
+    def __init__(self, host: str, credentials: Credentials | None, timeout: float = 30.0):
+        self.host = host
+        self.base = api_base(host)
+        self.credentials = credentials
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._tokens: dict[str, str] = {}
+
+    def check(self, repository: str) -> None:
+        """Reachable, and the credentials are accepted (for reading `repository`); RegistryError otherwise."""
+        self._get(f"/v2/{repository}/tags/list", repository, allow_missing=True)
+
+    def manifest(self, repository: str, tag: str, platform: tuple[str, str] = ("linux", "amd64")) -> RemoteManifest | None:
+        """What `repository:tag` points at now; None when the tag (or the repository) does not exist."""
+        response = self._get(f"/v2/{repository}/manifests/{tag}", repository, allow_missing=True,
+                             headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        if response is None:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            raise RegistryError(f"registry {self.host}: {repository}:{tag} is not a readable manifest") from None
+        digest = response.headers.get("Docker-Content-Digest") or _sha256(response.content)
+        if body.get("mediaType") in INDEX_TYPES or "manifests" in body:
+            child = next((m for m in body.get("manifests", []) if _platform(m) == platform), None)
+            if child is None:
+                return RemoteManifest(digest, None, 0)
+            inner = self.manifest(repository, child["digest"], platform)
+            return RemoteManifest(digest, inner.config if inner else None, inner.size if inner else 0)
+        config = (body.get("config") or {}).get("digest")
+        size = sum(int(part.get("size", 0)) for part in [body.get("config") or {}, *body.get("layers", [])])
+        return RemoteManifest(digest, config, size)
+
+    # --- HTTP with authentication ------------------------------------------
+
+    def _get(self, path: str, repository: str, allow_missing: bool = False,
+             headers: dict[str, str] | None = None) -> requests.Response | None:
+        url = self.base + path
+        response = self._request(url, headers or {}, self._tokens.get(repository))
+        if response.status_code == 401:
+            auth = self._authorize(response, repository)
+            response = self._request(url, headers or {}, auth)
+        if response.status_code == 404 and allow_missing:
+            return None
+        if response.status_code in (401, 403):
+            who = self.credentials.describe() if self.credentials else "anonymous access"
+            raise RegistryError(f"registry {self.host} refused {who}: HTTP {response.status_code} "
+                                f"{_error_text(response)}", auth=True)
+        if response.status_code >= 400:
+            raise RegistryError(f"registry {self.host}: GET {path}: HTTP {response.status_code} {_error_text(response)}",
+                                retryable=response.status_code in (429, 500, 502, 503, 504))
+        return response
+
+    def _request(self, url: str, headers: dict[str, str], auth: str | None) -> requests.Response:
+        if auth:
+            headers = {**headers, "Authorization": auth}
+        try:
+            return self._session.get(url, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RegistryError(f"cannot reach registry {self.host} ({self.base}): {_reason(exc)}", retryable=True) from None
+
+    def _authorize(self, challenge: requests.Response, repository: str) -> str | None:
+        """The Authorization header the registry's WWW-Authenticate challenge asks for."""
+        scheme, params = _parse_challenge(challenge.headers.get("WWW-Authenticate", ""))
+        creds = self.credentials
+        if scheme == "basic":
+            if creds is None or not creds.username:
+                raise RegistryError(f"registry {self.host} needs credentials: set {USER_ENV} and {PASSWORD_ENV}, "
+                                    f"or `docker login {self.host}`", auth=True)
+            return "Basic " + _basic(creds.username, creds.password)
+        if scheme != "bearer" or "realm" not in params:
+            return None
+        query = {"service": params.get("service", ""), "scope": f"repository:{repository}:pull"}
+        try:
+            if creds is not None and creds.token:
+                reply = self._session.post(params["realm"], timeout=self.timeout, data={
+                    **query, "grant_type": "refresh_token", "refresh_token": creds.token, "client_id": "stacks"})
+            else:
+                auth = (creds.username, creds.password) if creds is not None and creds.username else None
+                reply = self._session.get(params["realm"], params=query, auth=auth, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RegistryError(f"cannot reach the token service of {self.host}: {_reason(exc)}", retryable=True) from None
+        if reply.status_code in (401, 403):
+            who = creds.describe() if creds else "anonymous access"
+            raise RegistryError(f"registry {self.host} refused {who}: HTTP {reply.status_code} from its token service", auth=True)
+        if reply.status_code >= 400:
+            raise RegistryError(f"token service of {self.host}: HTTP {reply.status_code}", retryable=reply.status_code >= 500)
+        data = reply.json()
+        token = data.get("token") or data.get("access_token")
+        header = f"Bearer {token}" if token else None
+        if header:
+            self._tokens[repository] = header
+        return header
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _platform(descriptor: dict[str, Any]) -> tuple[str, str]:
+    platform = descriptor.get("platform") or {}
+    return platform.get("os", ""), platform.get("architecture", "")
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+        return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors)[:300]
+    except (ValueError, AttributeError, json.JSONDecodeError):
+        return response.reason or ""
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """The innermost cause, without the URL noise ('Connection refused', 'Connection reset by peer')."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if match:
+        return match.group(1).strip()
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return type(exc).__name__ + (f": {text[:200]}" if text else "")

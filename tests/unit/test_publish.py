@@ -1,0 +1,356 @@
+"""Pure logic of publishing: tag schemes, versions, push order, retries, manifest, credentials, labels."""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from builder.engine import PushFailed
+from builder.errors import SpecError
+from builder.labels import git_source, image_labels
+from builder.matrix import expand
+from builder.models import DEFAULT_TAGS
+from builder.publish import PublishFailed, Step, manifest_document, retry, steps
+from builder.registry import Credentials, RegistryError, api_base, classify, credentials_for
+from builder.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals, registry_path
+from builder.release import root_base
+from builder.spec import load_spec
+from builder.tags import Facts, Tag, planned_tags, push_order, tags_for
+from builder.versions import VersionReport, compare, compatible, declared, probes
+
+from .helpers import plan_of
+
+AXES = """
+axes:
+  os: [bookworm, trixie]
+bases:
+  debian:
+    pull: "debian:{{ os }}"
+    provides: ["os=debian"]
+    versions: {os: "cat /etc/debian_version"}
+"""
+VERSIONED = {
+    "py": {
+        "meta": {
+            "provides": ["python={{ version }}"],
+            "params": {"version": {"type": "string"}},
+            "versions": {"python": "python{{ version }} -c 'import platform; print(platform.python_version())'"},
+        },
+        "body": "RUN echo py\n",
+    },
+}
+
+
+def lab_stack(stack, settings: str = "") -> Path:
+    return stack(settings + AXES + """
+images:
+  lab:
+    base: debian
+    axes: [os]
+    fragments:
+      - use: py
+        params: {version: "3.11"}
+""", VERSIONED)
+
+
+def variant_and_settings(path: Path, name: str):
+    spec = load_spec(path)
+    return next(v for v in expand(spec) if v.name == name), spec.model.settings
+
+
+FACTS = Facts({"os": "debian-12", "python": "3.11.2"}, "2025-01-31", "abc1234")
+
+
+# --- tag schemes ----------------------------------------------------------------
+
+
+def test_default_scheme_gives_facet_tags_at_plan_time_and_the_rest_from_the_built_image(stack) -> None:
+    path = lab_stack(stack)
+    plan = plan_of(path)
+    assert plan["lab-bookworm"].tags == ("bookworm", "latest")
+    variant, settings = variant_and_settings(path, "lab-bookworm")
+    assert list(settings.tags) == list(DEFAULT_TAGS)
+    tags = push_order(planned_tags(variant, settings, "f" * 64, FACTS))
+    assert [t.name for t in tags] == [
+        "bookworm-abc1234",  # immutable (git_sha) first
+        "bookworm", "bookworm-2025-01-31", "bookworm-os-debian-12", "bookworm-python-3.11.2",
+        "latest",
+    ]
+    assert [t.moving for t in tags] == [False, True, True, True, True, True]
+
+
+def test_late_templates_are_checked_with_placeholders_at_plan_time(stack) -> None:
+    path = lab_stack(stack, 'settings: {tags: ["{{ variant }}", "py{{ versions.python }}+{{ date }}"]}\n')
+    with pytest.raises(SpecError) as excinfo:
+        plan_of(path)
+    message = excinfo.value.problems[0].message
+    assert "tag 'py1.2.3+2000-01-01' (from template 'py{{ versions.python }}+{{ date }}' with placeholders" in message
+
+
+def test_a_version_no_fragment_reads_is_refused_at_plan_time(stack) -> None:
+    path = lab_stack(stack, 'settings: {tags: ["cuda{{ versions.cuda }}"]}\n')
+    with pytest.raises(SpecError) as excinfo:
+        plan_of(path)
+    message = excinfo.value.problems[0].message
+    assert "tag template 'cuda{{ versions.cuda }}'" in message and "cuda" in message
+    assert "versions read from this image: os, python" in message
+
+
+def test_optional_version_tags_and_several_tags_from_one_template(stack) -> None:
+    template = ("{% if versions.cuda is defined %}cuda{{ versions.cuda }}{% endif %} "
+                "{% for n, v in versions.items() %}{{ n }}{{ v }} {% endfor %}")
+    path = lab_stack(stack, f"settings: {{tags: [{json.dumps(template)}], latest: false}}\n")
+    plan_of(path)
+    variant, settings = variant_and_settings(path, "lab-trixie")
+    assert tags_for(variant, settings, "0" * 64, FACTS) == ["osdebian-12", "python3.11.2"]
+    with_cuda = Facts({**FACTS.versions, "cuda": "12.8"}, FACTS.date, FACTS.git_sha)
+    assert tags_for(variant, settings, "0" * 64, with_cuda)[0] == "cuda12.8"
+
+
+def test_a_real_version_docker_would_reject_is_refused_before_push(stack) -> None:
+    path = lab_stack(stack, 'settings: {tags: ["py{{ versions.python }}"]}\n')
+    variant, settings = variant_and_settings(path, "lab-bookworm")
+    bad = Facts({"os": "x", "python": "3.11.2+local"}, "2025-01-31", "")
+    with pytest.raises(ValueError, match=r"tag 'py3.11.2\+local' \(from template 'py\{\{ versions.python \}\}'\) is not a valid"):
+        tags_for(variant, settings, "0" * 64, bad)
+
+
+def test_unknown_git_sha_and_an_empty_variant_lose_their_dashes(stack) -> None:
+    path = stack('settings: {tags: ["{{ variant }}-{{ git_sha }}", "{{ variant }}.{{ date }}"]}\n'
+                 "bases:\n  debian: {pull: 'debian:12'}\nimages:\n  solo: {base: debian}\n")
+    variant, settings = variant_and_settings(path, "solo")
+    tags = planned_tags(variant, settings, "0" * 64, Facts({}, "2025-01-31", ""))
+    assert [(t.name, t.moving) for t in tags] == [("2025-01-31", True), ("latest", True)]
+
+
+def test_push_order_keeps_template_order_within_immutable_and_moving_tags() -> None:
+    tags = [Tag("latest", "latest", True), Tag("b", "{{ variant }}", True), Tag("h1", "{{ hash }}", False),
+            Tag("c", "{{ date }}", True), Tag("h2", "{{ git_sha }}", False)]
+    assert [t.name for t in push_order(tags)] == ["h1", "h2", "b", "c", "latest"]
+
+
+# --- versions -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declared_version, reported, ok", [
+    ("3.11", "3.11.2", True), ("3.1", "3.11.2", False), ("3.12", "3.11.9", False), ("12", "12.8", True),
+    ("12.8", "12.8", True), ("17", "17.0.13", True), ("2.9.1", "2.9.1+cu126", True), ("4.0", "4.0.0rc1", True),
+    ("debian", "debian-12", True), ("ubuntu", "debian-12", False), ("1.0a8", "1.0a8", True),
+    ("24.11.3-2", "24.11.3", False), ("temurin", "temurin", True), ("temurin", "temurinx", False),
+])
+def test_declared_versions_are_prefixes_at_component_boundaries(declared_version: str, reported: str, ok: bool) -> None:
+    assert compatible(declared_version, reported) is ok
+
+
+def test_probes_and_declared_versions_follow_the_chain_with_params_filled_in(stack) -> None:
+    plan = plan_of(lab_stack(stack))
+    node = plan["lab-trixie"]
+    base = root_base(plan, node)
+    found = probes(node.chain, base)
+    assert list(found) == ["os", "python"]
+    assert found["os"].source == "base 'debian'" and found["python"].source == "fragment 'py'"
+    assert found["python"].command.startswith("python3.11 -c")
+    assert declared(node.chain, base) == {"os": ("debian", "base 'debian'"), "python": ("3.11", "fragment 'py'")}
+
+
+def test_compare_finds_mismatches_and_what_nothing_reads() -> None:
+    report = VersionReport("lab", versions={"python": "3.12.1", "os": "debian-12"}, failures={"node": "exit status 127"})
+    compare(report, {"python": ("3.11", "fragment 'py'"), "os": ("debian", "base 'debian'"),
+                     "cuda": ("12.4", "base 'cuda'"), "node": ("18", "fragment 'node'")})
+    assert report.mismatches == ["fragment 'py' declares python=3.11, but the image reports python 3.12.1"]
+    assert report.unchecked == ["cuda=12.4"]
+    assert not report.ok
+    assert report.problems() == ["lab: could not read version 'node': exit status 127",
+                                 "lab: fragment 'py' declares python=3.11, but the image reports python 3.12.1"]
+
+
+def test_version_names_must_be_lowercase(stack) -> None:
+    path = stack("bases:\n  debian:\n    pull: 'debian:12'\n    versions: {Python: 'python -V'}\nimages:\n  solo: {base: debian}\n")
+    with pytest.raises(SpecError) as excinfo:
+        plan_of(path)
+    problem = excinfo.value.problems[0]
+    assert problem.message == "bases.debian.versions: version names must be lowercase letters, digits and . _ - (not 'Python')"
+    assert problem.location.line == 4
+
+
+# --- what may be pushed ---------------------------------------------------------
+
+
+def release(name: str, state: str = READY, tags: tuple[Tag, ...] = (), problems: tuple[str, ...] = ()) -> Release:
+    node = SimpleNamespace(name=name, short_hash="0123456789ab", hash="0123456789ab" + "0" * 52)
+    image = SimpleNamespace(id=f"sha256:{name}", attrs={"Size": 1000})
+    return Release(node, f"reg:5000/ns/{name}", f"ns/{name}", state, image, None, None, list(tags), [], list(problems))  # type: ignore[arg-type]
+
+
+def test_refusals_say_what_to_run() -> None:
+    problems = refusals([release("a", NOT_BUILT), release("b", UNTESTED), release("c", STALE), release("d", problems=("d: bad",))],
+                        Path("build"))
+    assert problems[0] == "a: not built (no local image with content hash 0123456789ab); run `stacks build a`"
+    assert problems[1] == "b: no passing smoke test on record in build/test-report.json; run `stacks test b`"
+    assert "`stacks test c`" in problems[2] and problems[3] == "d: bad"
+    assert refusals([release("e")], Path("build")) == []
+
+
+def test_two_images_resolving_to_one_reference_clash() -> None:
+    one = release("lab", tags=(Tag("x", "x", True),))
+    other = release("lab", tags=(Tag("x", "x", True),))
+    other.node = SimpleNamespace(name="lab-2")  # type: ignore[assignment]
+    [(who, message)] = clashes([one, other])
+    assert who is other and "images 'lab' and 'lab-2' would both be pushed as reg:5000/ns/lab:x" in message
+
+
+def test_steps_push_every_immutable_tag_before_any_moving_one_and_latest_last() -> None:
+    a = release("a", tags=(Tag("a-sha", "", False), Tag("bookworm", "", True), Tag("latest", "latest", True)))
+    b = release("b", tags=(Tag("b-sha", "", False), Tag("b-1.0", "", True)))
+    order = [(s.release.node.name, s.tag.name) for s in steps([a, b])]
+    assert order == [("a", "a-sha"), ("b", "b-sha"), ("a", "bookworm"), ("b", "b-1.0"), ("a", "latest")]
+
+
+def test_manifest_lists_tags_in_push_order_with_their_fate() -> None:
+    a = release("a", tags=(Tag("a-sha", "", False), Tag("latest", "latest", True)))
+    b = release("b", tags=(Tag("b-sha", "", False), Tag("b", "", True)))
+    plan = steps([a, b])
+    assert [s.tag.name for s in plan] == ["a-sha", "b-sha", "b", "latest"]
+    plan[0].status, plan[0].digest, plan[0].size = "unchanged", "sha256:1", 10
+    plan[1].status, plan[1].digest, plan[1].size = "pushed", "sha256:2", 20
+    plan[2].status = "failed"
+    plan[3].status = "not attempted"
+    document = manifest_document([a, b], plan, "reg:5000", complete=False)
+    first, second = document["images"]
+    assert first["tags"] == ["a-sha", "latest"] and first["immutable"] == ["a-sha"]
+    assert first["status"] == "incomplete" and first["digest"] == "sha256:1" and first["size"] == 10
+    assert first["tag_status"] == {"a-sha": "unchanged", "latest": "not attempted"}
+    assert second["tags"] == ["b-sha", "b"] and second["status"] == "failed" and second["digest"] == "sha256:2"
+    assert first["image_size"] == 1000 and document["complete"] is False and document["registry"] == "reg:5000"
+
+
+# --- retries ----------------------------------------------------------------------
+
+
+def test_network_errors_are_retried_with_exponential_backoff() -> None:
+    calls, waits, said = [], [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise PushFailed("Patch http://127.0.0.1:5000/v2/x/blobs/uploads/1: read: connection reset by peer")
+        return "sha256:ok"
+
+    assert retry(flaky, "pushing x", 4, 1.5, said.append, waits.append) == "sha256:ok"
+    assert waits == [1.5, 3.0] and len(said) == 2 and "attempt 2 of 4" in said[0]
+
+
+def test_retries_give_up_after_the_last_attempt() -> None:
+    def down():
+        raise RegistryError("cannot reach registry r: Connection refused", retryable=True)
+
+    with pytest.raises(PublishFailed, match=r"checking r: cannot reach registry r: Connection refused \(gave up after 3 attempts\)"):
+        retry(down, "checking r", 3, 0, lambda _: None, lambda _: None)
+
+
+def test_refused_credentials_and_other_errors_are_not_retried() -> None:
+    waits: list[float] = []
+    for error in (PushFailed("unauthorized: authentication required"), RegistryError("refused", auth=True),
+                  PushFailed("manifest invalid: manifest invalid")):
+        with pytest.raises(PublishFailed):
+            retry(lambda e=error: (_ for _ in ()).throw(e), "pushing x", 5, 1, lambda _: None, waits.append)
+    assert waits == []
+
+
+@pytest.mark.parametrize("message, retryable, auth", [
+    ("dial tcp 127.0.0.1:5000: connect: connection refused", True, False),
+    ("Patch \"http://h/v2/x/blobs/uploads/u\": EOF", True, False),
+    ("write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe", True, False),
+    ("received unexpected HTTP status: 503 Service Unavailable", True, False),
+    ("unauthorized: authentication required", False, True),
+    ("denied: requested access to the resource is denied", False, True),
+    ("manifest blob unknown: blob unknown to registry", False, False),
+    ("write tcp 127.0.0.1:37026->127.0.0.1:39319: use of closed network connection", True, False),
+])
+def test_error_classification(message: str, retryable: bool, auth: bool) -> None:
+    assert classify(message) == (retryable, auth)
+
+
+# --- registries and credentials ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, host, namespace", [
+    ("127.0.0.1:5000", "127.0.0.1:5000", ""), ("127.0.0.1:5000/team/sub", "127.0.0.1:5000", "team/sub"),
+    ("ghcr.io/org", "ghcr.io", "org"), ("myorg", "docker.io", "myorg"), ("localhost/x", "localhost", "x"),
+])
+def test_registry_option(text: str, host: str, namespace: str) -> None:
+    parsed = parse_registry(text)
+    assert (parsed.host, parsed.namespace) == (host, namespace)
+
+
+def test_registry_paths_and_api_addresses() -> None:
+    from builder.models import Settings
+
+    assert registry_path(Settings(), "lab") == "library/lab"
+    assert registry_path(Settings.model_validate({"registry": {"host": "r:5000", "namespace": "a/b"}}), "lab") == "a/b/lab"
+    assert api_base("docker.io") == "https://registry-1.docker.io"
+    assert api_base("127.0.0.1:5000") == "http://127.0.0.1:5000" and api_base("localhost:5000") == "http://localhost:5000"
+    assert api_base("ghcr.io") == "https://ghcr.io" and api_base("[::1]:5000") == "http://[::1]:5000"
+
+
+def test_credentials_from_the_environment_never_show_the_password(monkeypatch) -> None:
+    monkeypatch.setenv("STACKS_REGISTRY_USER", "bot")
+    monkeypatch.setenv("STACKS_REGISTRY_PASSWORD", "s3cret-value")
+    creds = credentials_for("r:5000")
+    assert creds is not None and creds.username == "bot" and creds.engine_auth("r:5000")["password"] == "s3cret-value"
+    assert "s3cret-value" not in repr(creds) + creds.describe()
+
+
+def test_credentials_from_the_docker_config(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("STACKS_REGISTRY_USER", raising=False)
+    monkeypatch.delenv("STACKS_REGISTRY_PASSWORD", raising=False)
+    auth = base64.b64encode(b"alice:pw-from-config").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"r:5000": {"auth": auth}, "https://index.docker.io/v1/": {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    creds = credentials_for("r:5000")
+    assert creds == Credentials("alice", "pw-from-config", source="Docker config")
+    assert credentials_for("docker.io") is not None and credentials_for("other:5000") is None
+
+
+# --- labels ------------------------------------------------------------------------------
+
+
+def test_oci_labels_from_settings_and_git(stack) -> None:
+    path = lab_stack(stack, "settings: {labels: {licenses: BSD-3-Clause, vendor: Example}}\n")
+    folder = path.parent
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "remote", "add", "origin", "git@github.com:example/stacks.git"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    plan = plan_of(path)
+    labels = image_labels(plan, plan["lab-bookworm"], datetime(2025, 1, 31, 12, 0, tzinfo=timezone.utc))
+    oci = {k.removeprefix("org.opencontainers.image."): v for k, v in labels.items() if k.startswith("org.opencontainers")}
+    assert oci == {"title": "lab-bookworm", "description": "lab-bookworm", "version": plan["lab-bookworm"].short_hash,
+                   "created": "2025-01-31T12:00:00Z", "revision": head, "source": "https://github.com/example/stacks",
+                   "licenses": "BSD-3-Clause", "vendor": "Example"}
+    assert labels["io.stacks.hash"] == plan["lab-bookworm"].hash and labels["io.stacks.parent"] == "debian-bookworm"
+    assert labels["io.stacks.fragments"] == "py=-"
+
+
+@pytest.mark.parametrize("remote, url", [
+    ("git@github.com:org/repo.git", "https://github.com/org/repo"),
+    ("ssh://git@gitlab.example.org/group/repo.git", "https://gitlab.example.org/group/repo"),
+    ("https://token:x-oauth@github.com/org/repo.git", "https://github.com/org/repo"),
+])
+def test_git_remotes_become_browsable_urls_without_credentials(tmp_path: Path, remote: str, url: str) -> None:
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
+    git_source.cache_clear()
+    assert git_source(tmp_path) == url
+
+
+def test_step_reference() -> None:
+    step = Step(release("a"), Tag("t", "t", True))
+    assert step.ref == "reg:5000/ns/a:t"
