@@ -233,6 +233,8 @@ def config_text(hub: HubPlan) -> str:
         f"c.JupyterHub.db_url = {f'sqlite:///{data}/jupyterhub.sqlite'!r}",
         f"c.ConfigurableHTTPProxy.pid_file = {f'{data}/jupyterhub-proxy.pid'!r}",
         *([f"c.JupyterHub.public_url = {s.public_url!r}"] if s.public_url else []),
+        "# Restarting the Hub (an upgrade, a new image list) leaves running servers alone.",
+        "c.JupyterHub.cleanup_servers = False",
         "",
         "# --- one container per user ---",
         'c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"',
@@ -314,14 +316,25 @@ def _auth_lines(hub: HubPlan) -> list[str]:
         lines += [f"c.{cls}.{key} = {getattr(auth, key)!r}" for key in ("authorize_url", "token_url", "userdata_url", "username_claim")]
         lines += [f"c.{cls}.allowed_groups = {_set(auth.groups)}"] if auth.groups else []
         lines += [f"c.{cls}.auth_state_groups_key = {auth.groups_key!r}"] if auth.groups_key else []
-    if auth.scope:
-        lines.append(f"c.{cls}.scope = {list(auth.scope)!r}")
+    scope = list(auth.scope) or _needed_scope(auth.kind, bool(auth.organizations), bool(auth.groups))
+    if scope:
+        lines.append(f"c.{cls}.scope = {scope!r}")
     if auth.login_service:
         lines.append(f"c.{cls}.login_service = {auth.login_service!r}")
     lines += [f"c.Authenticator.admin_users = {_set(s.admins)}",
               f"c.Authenticator.allowed_users = {_set(auth.allowed_users)}",
               f"c.Authenticator.allow_all = {auth.allow_all!r}"]
     return lines
+
+
+def _needed_scope(kind: str, organizations: bool, groups: bool) -> list[str]:
+    """The OAuth scope the membership checks need: GitHub shows private organisation membership only with
+    read:org; GitLab's group membership API needs read_api (read_user covers the user alone)."""
+    if kind == "github" and organizations:
+        return ["read:org"]
+    if kind == "gitlab":
+        return ["read_api"] if groups else ["read_user"]
+    return []
 
 
 def _set(items: list[str]) -> str:

@@ -708,14 +708,16 @@ def command_restore(_: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    """Restore, then watch. `start` returns once restored and leaves the watcher in the
-    background (same process group, so the signal tini forwards reaches it)."""
+    """Restore, then watch. `start` returns once restored and watching, and leaves the watcher
+    in the background (same process group, so the signal tini forwards reaches it)."""
     settings = load_settings()
     try:
         sync = _restore(settings)
+        watcher = Watcher(sync, args.hold if args.hold and args.hold > 1 else None)
+        watcher.watch_tree("")
     except SettingsError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure to restore is handled the same way
+    except Exception as exc:  # noqa: BLE001 - any failure to set up the sync is handled the same way
         if settings.required:
             LOG.error("restore failed: %s. Not starting: the folder would be out of date and its changes "
                       "could overwrite newer copies (S3_SYNC_REQUIRED=no starts without sync)", _describe(exc))
@@ -723,7 +725,6 @@ def command_run(args: argparse.Namespace) -> int:
         LOG.warning("restore failed: %s. Starting WITHOUT sync (S3_SYNC_REQUIRED=no): nothing in %s "
                     "will be saved", _describe(exc), settings.path)
         return 0
-    hold = args.hold if args.hold and args.hold > 1 else None
     if args.background:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -735,7 +736,7 @@ def command_run(args: argparse.Namespace) -> int:
         os.dup2(devnull, 0)
         os.close(devnull)
         sync.bucket = Bucket(settings)  # a fresh connection pool for the child
-    Watcher(sync, hold).run()
+    watcher.run()
     return 0
 
 

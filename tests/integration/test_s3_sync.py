@@ -1,8 +1,9 @@
 """The s3-sync fragment against a real S3-compatible server (moto's server mode) on 127.0.0.1.
 
-An image `lab-s3-bookworm` (the reference lab chain plus s3-sync, from a temporary
-stacks.yaml that reads the repository's fragments) runs in containers on the host
-network, so they reach the server as the operator's would reach a bucket:
+The image `persistent-bookworm` (the lab chain plus s3-sync, named and layered as in the
+project's stacks.yaml so both builds share it) is built from a temporary stacks.yaml that
+reads the repository's fragments; its containers run on the host network, so they reach
+the server as an operator's containers reach a bucket:
 
 - a fresh container restores the folder before the server starts (as a uid set at start too);
 - files created, changed, renamed and deleted in the container reach the bucket within seconds;
@@ -39,7 +40,7 @@ boto3 = pytest.importorskip("boto3", reason="the s3-sync tests need moto[server]
 pytestmark = pytest.mark.integration
 LABEL = "io.stacks.test"
 RUN = f"s3-sync-{uuid.uuid4().hex[:8]}"
-IMAGE = "lab-s3-bookworm"
+IMAGE = "persistent-bookworm"
 SECRET = "s3sync-" + secrets.token_urlsafe(24)
 KEY_ID = "AKIA" + secrets.token_hex(8).upper()
 QUICK = 10.0  # "within seconds": every change must reach the bucket (or the folder) this fast
@@ -152,7 +153,7 @@ def stack(tmp_path_factory) -> Path:
           lab:
             parent: python
             fragments: [jupyterlab, ipykernel]
-          lab-s3:
+          persistent:
             parent: lab
             fragments: [s3-sync]
         """))
