@@ -104,7 +104,11 @@ def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, 
     result = stacks("test", "-f", str(ROOT / "stacks.yaml"), "--only-verified", "--out", str(reference_dir), cwd=ROOT, timeout=1800)
     assert result.returncode == 0, result.stderr
     checks = json.loads((reference_dir / "test-report.json").read_text())["checks"]
-    assert {c["status"] for c in checks} == {"passed"}
+    assert {c["status"] for c in checks} <= {"passed", "not run"}
+    # only hardware this machine lacks may leave a check unrun, and it is said which
+    for check in checks:
+        if check["status"] == "not run":
+            assert check["got"].startswith("needs "), check
     kernels = {(c["image"], c["name"]) for c in checks if c["kind"] == "kernel"}
     assert {lab["name"] for lab in _labs(reference)} <= {image for image, _ in kernels}
     # a child runs its ancestors' checks too
