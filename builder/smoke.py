@@ -39,6 +39,7 @@ from .probes import KERNEL_PROBE
 
 __all__ = ["CheckResult", "ImageChecks", "checks_for", "detect_hardware", "size_check", "smoke_image"]
 BUILDER = "(stacks)"  # the "fragment" of checks stacks itself adds
+PROBE_PORTS = 41000  # kernel probes of an idle container use ports from here on, five each
 
 
 @dataclass
@@ -125,7 +126,8 @@ def _in_idle_container(engine: Engine, node: Node, plan: ImageChecks, hardware: 
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
             declared = pool.map(lambda item: _declared(container.name, labels, node.name, *item, hardware), plan.commands)
-            kernels = pool.map(lambda item: _kernel(container, node.name, *item), plan.kernels)
+            kernels = pool.map(lambda index, item: _kernel(container, node.name, *item, _probe_ports(index)),
+                               range(len(plan.kernels)), plan.kernels)
             results = [_identity(node, labels), *declared, *kernels]
     finally:
         container.remove(force=True)
@@ -152,13 +154,18 @@ def _declared(container: str, labels: dict[str, str], image: str, fragment: str,
     return result
 
 
-def _kernel(container: Any, image: str, fragment: str, kernel: KernelSpec) -> CheckResult:
+def _probe_ports(index: int) -> int:
+    """The first of the five ports the index-th kernel probe of a container may use (disjoint blocks)."""
+    return PROBE_PORTS + 10 * index
+
+
+def _kernel(container: Any, image: str, fragment: str, kernel: KernelSpec, first_port: int) -> CheckResult:
     result = CheckResult(image, f"kernel {kernel.name} runs its snippet", fragment, "kernel",
                          expected=f"output matching /{kernel.expect}/ from: {kernel.snippet}")
     with result.timed():
         code, output = container.exec_run(
-            ["sh", "-c", 'exec timeout "$1" python -c "$2" "$3" "$4" "$5"', "probe",
-             str(kernel.timeout + 30), KERNEL_PROBE, kernel.name, kernel.snippet, str(kernel.timeout)],
+            ["sh", "-c", 'exec timeout "$1" python -c "$2" "$3" "$4" "$5" "$6"', "probe",
+             str(kernel.timeout + 30), KERNEL_PROBE, kernel.name, kernel.snippet, str(kernel.timeout), str(first_port)],
         )
         text = (output or b"").decode(errors="replace").strip()
         try:

@@ -1,23 +1,37 @@
 """Run one snippet on one kernel over the Jupyter protocol; print the output as JSON.
 
 Runs inside the image under test with the image's own jupyter_client:
-    python -c "$(cat kernel_probe.py)" KERNEL_NAME SNIPPET TIMEOUT
+    python -c "$(cat kernel_probe.py)" KERNEL_NAME SNIPPET TIMEOUT FIRST_PORT
 stream, execute_result and display_data outputs all count (kernels differ in
 which one they use); an error reply is reported as such.
+
+Probes of one image run side by side in one container. Left to itself,
+jupyter_client picks ports by binding and releasing them, so two probes
+starting together can pick the same ones and talk to each other's kernel
+("Invalid Signature"); each probe therefore gets its own five ports from
+FIRST_PORT on.
 """
 import json
 import sys
 import time
 
-name, code, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+name, code, timeout, first_port = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 result = {"output": "", "error": None}
+km = None
 try:
-    from jupyter_client.manager import start_new_kernel
+    from jupyter_client.manager import KernelManager
 
-    km, kc = start_new_kernel(kernel_name=name, startup_timeout=timeout)
+    km = KernelManager(kernel_name=name)
+    km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port = range(first_port, first_port + 5)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=timeout)
 except Exception as exc:  # noqa: BLE001 - any failure to start is the finding
     result["error"] = f"kernel did not start: {type(exc).__name__}: {exc}"
     print(json.dumps(result))
+    if km is not None and km.has_kernel:
+        km.shutdown_kernel(now=True)
     sys.exit(0)
 try:
     kc.execute(code)
