@@ -85,8 +85,8 @@ def _render(exe: str, url: str, screenshot: Path | None) -> str:
     """The DOM after BUDGET_MS of virtual time (and a screenshot of it), from a fresh profile."""
     with tempfile.TemporaryDirectory(prefix="stacks-chromium-") as profile:
         args = [exe, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={BUDGET_MS}", "--dump-dom"]
-        if screenshot is not None:
-            args.append(f"--screenshot={screenshot}")
+        if screenshot is not None:  # absolute: Chromium runs in the throw-away profile folder
+            args.append(f"--screenshot={screenshot.resolve()}")
         done = subprocess.run([*args, url], capture_output=True, text=True, timeout=120, check=False,
                               env={**os.environ, "HOME": profile}, cwd=profile)
     return done.stdout

@@ -101,7 +101,9 @@ def test_uid_gid_remap_makes_host_files_belong_to_the_host_user(reference: dict,
 
 
 def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, reference_dir: Path) -> None:
-    result = stacks("test", "-f", str(ROOT / "stacks.yaml"), "--only-verified", "--out", str(reference_dir), cwd=ROOT, timeout=1800)
+    # a relative --out, as `make stacks` gives it
+    result = stacks("test", "-f", str(ROOT / "stacks.yaml"), "--only-verified", "--out", reference_dir.name,
+                    cwd=reference_dir.parent, timeout=1800)
     assert result.returncode == 0, result.stderr
     checks = json.loads((reference_dir / "test-report.json").read_text())["checks"]
     assert {c["status"] for c in checks} <= {"passed", "not run"}
@@ -114,5 +116,10 @@ def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, 
     # a child runs its ancestors' checks too
     lab_fragments = {c["fragment"] for c in checks if c["image"] == _labs(reference)[0]["name"]}
     assert {"debian-os", "nb-user", "start-scripts", "python-venv", "jupyterlab", "ipykernel"} <= lab_fragments
+    # the browser check keeps what it saw
+    shots = {c["image"]: c["artifact"] for c in checks if c["kind"] == "browser" and c["artifact"]}
+    assert {lab["name"] for lab in _labs(reference)} <= set(shots), shots
+    for artifact in shots.values():
+        assert (reference_dir / artifact).read_bytes().startswith(b"\x89PNG"), artifact
     junit = (reference_dir / "junit.xml").read_text()
     assert "<testsuites" in junit and "<failure" not in junit and 'failures="0"' in junit
