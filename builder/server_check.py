@@ -33,10 +33,10 @@ START_TIMEOUT = 120.0
 HUB_PORT = 8081
 HUB_USER = "smoke"
 SMOKE_LABEL = "io.stacks.smoke"
-# The image's HEALTHCHECK, probed faster than images declare it (seconds, except retries).
-FAST_HEALTH = {"interval": 1.0, "timeout": 5.0, "start_period": 30.0, "retries": 3}
+# The image's HEALTHCHECK, probed faster than images declare it (seconds).
+HEALTH_INTERVAL, HEALTH_TIMEOUT, HEALTH_START_PERIOD, HEALTH_RETRIES = 1.0, 5.0, 30.0, 3
 # How long a check waits for 'healthy' or 'unhealthy', counted from the container's start.
-FAST_HEALTH_WAIT = FAST_HEALTH["start_period"] + FAST_HEALTH["retries"] * (FAST_HEALTH["interval"] + FAST_HEALTH["timeout"]) + 15
+HEALTH_WAIT = HEALTH_START_PERIOD + HEALTH_RETRIES * (HEALTH_INTERVAL + HEALTH_TIMEOUT) + 15
 
 
 @dataclass
@@ -45,9 +45,9 @@ class Server:
 
     container: Any
     base_url: str  # http://127.0.0.1:<port><prefix>, ending in /
+    started_at: float  # time.monotonic() when the container was asked to start
     token: str = ""
     kernelspecs: dict[str, Any] = field(default_factory=dict)
-    started_at: float = field(default_factory=time.monotonic)
 
     def get(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"token {token}"} if token else {}
@@ -85,17 +85,24 @@ def started(engine: Engine, node: Node, role: str, env: dict[str, str], prefix: 
     options: dict[str, Any] = {}
     if fast_health and config.get("Healthcheck", {}).get("Test"):
         # The image's own test, probed every second instead of every 15 s.
-        nanoseconds = {key: int(FAST_HEALTH[key] * 1e9) for key in ("interval", "timeout", "start_period")}
-        options["healthcheck"] = {"test": config["Healthcheck"]["Test"], "retries": int(FAST_HEALTH["retries"]), **nanoseconds}
+        options["healthcheck"] = {"test": config["Healthcheck"]["Test"], "interval": _nanoseconds(HEALTH_INTERVAL),
+                                  "timeout": _nanoseconds(HEALTH_TIMEOUT), "retries": HEALTH_RETRIES,
+                                  "start_period": _nanoseconds(HEALTH_START_PERIOD)}
+    launched = time.monotonic()
     container = engine.client.containers.run(
         node.local_ref, detach=True, environment=env, ports={f"{port}/tcp": ("127.0.0.1", None)},
         labels={SMOKE_LABEL: node.name}, name=f"stacks-smoke-{node.name}-{role}-{secrets.token_hex(3)}",
         **options, **run,
     )
     try:
-        yield Server(container, f"http://127.0.0.1:{_host_port(container, port)}{prefix}", env.get("JUPYTER_TOKEN", ""))
+        yield Server(container, f"http://127.0.0.1:{_host_port(container, port)}{prefix}", launched, env.get("JUPYTER_TOKEN", ""))
     finally:
         container.remove(force=True)
+
+
+def _nanoseconds(seconds: float) -> int:
+    """Docker's API takes health-check durations in nanoseconds."""
+    return int(seconds * 1_000_000_000)
 
 
 def _host_port(container: Any, port: int) -> str:
@@ -246,9 +253,9 @@ def _health(new: Callable, server: Server) -> list[CheckResult]:
     state = (server.container.attrs.get("State") or {}).get("Health")
     if state is None:
         return []
-    result = new("the image's health check reports healthy", f"health status 'healthy' within {FAST_HEALTH_WAIT:.0f} s")
+    result = new("the image's health check reports healthy", f"health status 'healthy' within {HEALTH_WAIT:.0f} s")
     with result.timed():
-        deadline, status = server.started_at + FAST_HEALTH_WAIT, "starting"
+        deadline, status = server.started_at + HEALTH_WAIT, "starting"
         while time.monotonic() < deadline:
             server.container.reload()
             health = server.container.attrs["State"].get("Health") or {}
