@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder.engine import detect  # noqa: E402
-from builder.plan import load_plan  # noqa: E402
-from builder.render import CA_ARGS, CA_PATH, CA_SECRET, write_context  # noqa: E402
+from builder.adapters.docker import detect  # noqa: E402
+from builder.plan.plan import load_plan  # noqa: E402
+from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context  # noqa: E402
 
 
 def run(cmd: list[str], **kw) -> float:
@@ -94,7 +94,7 @@ def main() -> None:
     ca = [p for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
     bundle = None
     if ca:
-        from builder.build import ca_bundle
+        from builder.build.images import ca_bundle
 
         bundle = work / "ca.pem"
         bundle.write_bytes(ca_bundle(tuple(Path(p) for p in ca)))

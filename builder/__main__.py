@@ -1,3 +1,4 @@
-from .cli import main
+"""stacks: declarative, layered Jupyter image stacks built from one stacks.yaml."""
+from builder.app.cli import main
 
 main()

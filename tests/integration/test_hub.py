@@ -34,8 +34,8 @@ import requests
 import websocket
 import yaml
 
-from builder.hub_config import HUB_LABEL
-from builder.plan import load_plan
+from builder.outputs.hub_config import HUB_LABEL
+from builder.plan.plan import load_plan
 
 from .conftest import ROOT, stacks
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.browser_check import chromium
+from builder.check.browser import chromium
 
 from .conftest import stacks
 
@@ -177,6 +177,6 @@ def test_a_server_that_never_starts_fails_with_its_exit_and_logs(outcome: dict) 
 
 
 def test_only_passing_images_are_publishable(outcome: dict) -> None:
-    from builder.report import tested_images
+    from builder.reports.report import tested_images
 
     assert not any(name.startswith("smoketest-") for name in tested_images(outcome["folder"] / "build"))

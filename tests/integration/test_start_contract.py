@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from builder.probes import HUB_STUB
-from builder.server_check import HUB_PORT, HUB_USER, hub_environment
+from builder.check.probes import HUB_STUB
+from builder.check.server import HUB_PORT, HUB_USER, hub_environment
 
 pytestmark = pytest.mark.integration
 LABEL = "io.stacks.test"

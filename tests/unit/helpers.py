@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from builder.matrix import expand
-from builder.plan import make_plan
-from builder.resolve import resolve
-from builder.spec import load_spec
+from builder.plan.matrix import expand
+from builder.plan.plan import make_plan
+from builder.plan.resolve import resolve
+from builder.spec.load import load_spec
 
 #: a small library good for most tests
 BASIC_FRAGMENTS: dict[str, dict[str, Any]] = {

@@ -9,12 +9,12 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from builder.bake import (BakeOptions, bake_graph, check_bake, dockerfile_froms, graph_difference, make_bake,
+from builder.outputs.bake import (BakeOptions, bake_graph, check_bake, dockerfile_froms, graph_difference, make_bake,
                           plan_graph, write_bake)
-from builder.cli import cli
-from builder.labels import CREATED_LABEL, image_labels
-from builder.plan import Plan, load_plan
-from builder.render import CA_ARGS, CA_PATH, CA_SECRET
+from builder.app.cli import cli
+from builder.plan.labels import CREATED_LABEL, image_labels
+from builder.plan.plan import Plan, load_plan
+from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET
 
 from .helpers import plan_of
 

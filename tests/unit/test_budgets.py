@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from builder.build import ImageResult
+from builder.build.images import ImageResult
 from builder.errors import SpecError
-from builder.plan import parse_size
-from builder.report import markdown
+from builder.plan.plan import parse_size
+from builder.reports.report import markdown
 
 from .helpers import plan_of
 

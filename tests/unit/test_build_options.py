@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 import pytest
 
-from builder.build import BuildOptions, _build_environment, ca_bundle
-from builder.render import CA_ARGS, CA_PATH, CA_SECRET
-from builder.run import check_options
+from builder.build.images import BuildOptions, _build_environment, ca_bundle
+from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET
+from builder.app.commands import check_options
 
 
 def test_mirror_urls_with_credentials_are_refused() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from builder.ci_matrix import Matrix, artifact_pattern, make_matrix, parse_runners
-from builder.cli import cli
-from builder.plan import Plan, load_plan
+from builder.outputs.ci_matrix import Matrix, artifact_pattern, make_matrix, parse_runners
+from builder.app.cli import cli
+from builder.plan.plan import Plan, load_plan
 
 from .helpers import BASIC_FRAGMENTS, plan_of
 

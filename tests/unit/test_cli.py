@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from builder.app.cli import main
 
 MINI = Path(__file__).resolve().parent.parent / "fixtures" / "mini" / "stacks.yaml"
 BROKEN = """

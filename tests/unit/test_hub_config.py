@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from builder.errors import SpecError
-from builder.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, HUB_LABEL, compose_document, config_text, env_text,
+from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, HUB_LABEL, compose_document, config_text, env_text,
                                 hub_plan, manifest_refs, version_warnings)
-from builder.models import HubSettings
+from builder.spec.models import HubSettings
 
 from .helpers import plan_of
 from .test_cli import run
@@ -273,7 +273,7 @@ def test_major_version_mismatch_and_closed_logins_are_warned_about(stack) -> Non
 
 
 def test_command_writes_config_compose_and_env_example(stack, tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("builder.hub_config._engine_check", lambda say: None)
+    monkeypatch.setattr("builder.outputs.hub_config._engine_check", lambda say: None)
     path = make(stack, "hub: {offer: [single], authenticator: {kind: github, allow_all: true}}\n")
     out = tmp_path / "hub"
     code, stdout, stderr = run(capsys, "hub-config", "-f", str(path), "--out", str(out))

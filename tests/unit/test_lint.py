@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from builder.cli import cli
-from builder.dockerlint import align, download_findings, find_hadolint, instructions, lint_view
-from builder.lint import Finding, lint
+from builder.app.cli import cli
+from builder.lint.dockerfile import align, download_findings, find_hadolint, instructions, lint_view
+from builder.lint.rules import Finding, lint
 
 from .helpers import plan_of
 

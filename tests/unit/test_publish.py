@@ -10,18 +10,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from builder.engine import PushFailed
+from builder.adapters.docker import PushFailed
 from builder.errors import SpecError
-from builder.labels import git_source, image_labels
-from builder.matrix import expand
-from builder.models import DEFAULT_TAGS
-from builder.publish import PublishFailed, Step, manifest_document, retry, steps
-from builder.registry import Credentials, RegistryError, api_base, classify, credentials_for
-from builder.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals, registry_path
-from builder.release import root_base
-from builder.spec import load_spec
-from builder.tags import Facts, Tag, planned_tags, push_order, tags_for
-from builder.versions import VersionReport, compare, compatible, declared, probes
+from builder.plan.labels import git_source, image_labels
+from builder.plan.matrix import expand
+from builder.spec.models import DEFAULT_TAGS
+from builder.publish.push import PublishFailed, Step, manifest_document, retry, steps
+from builder.adapters.registry import Credentials, RegistryError, api_base, classify, credentials_for
+from builder.publish.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals, registry_path
+from builder.publish.release import root_base
+from builder.spec.load import load_spec
+from builder.plan.tags import Facts, Tag, planned_tags, push_order, tags_for
+from builder.plan.versions import VersionReport, compare, compatible, declared, probes
 
 from .helpers import plan_of
 
@@ -289,7 +289,7 @@ def test_registry_option(text: str, host: str, namespace: str) -> None:
 
 
 def test_registry_paths_and_api_addresses() -> None:
-    from builder.models import Settings
+    from builder.spec.models import Settings
 
     assert registry_path(Settings(), "lab") == "library/lab"
     assert registry_path(Settings.model_validate({"registry": {"host": "r:5000", "namespace": "a/b"}}), "lab") == "a/b/lab"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.plan import Plan, load_plan
+from builder.plan.plan import Plan, load_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE_ROW = re.compile(r"^\| ([a-z0-9, -]+) \| (yes|no)\b[^|]* \|")

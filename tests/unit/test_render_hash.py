@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.hashing import explain_change, hash_inputs
-from builder.render import CA_ARGS, CA_SECRET, MIRROR_ARGS, write_context
+from builder.plan.hashing import explain_change, hash_inputs
+from builder.plan.render import CA_ARGS, CA_SECRET, MIRROR_ARGS, write_context
 
 from .helpers import make_stack, plan_of
 

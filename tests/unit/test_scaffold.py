@@ -8,11 +8,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from builder.cli import cli
+from builder.app.cli import cli
 from builder.errors import SpecError
-from builder.lint import lint
-from builder.plan import load_plan
-from builder.scaffold import add_image, add_to_image, new_kernel, recipe_for
+from builder.lint.rules import lint
+from builder.plan.plan import load_plan
+from builder.outputs.scaffold import add_image, add_to_image, new_kernel, recipe_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.schema import SCHEMAS, schema_text
+from builder.spec.schema import SCHEMAS, schema_text
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -52,7 +52,7 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
 
 
 def test_reference_stack_matches_the_schemas_and_plans() -> None:
-    from builder.plan import load_plan
+    from builder.plan.plan import load_plan
 
     spec = ROOT / "stacks.yaml"
     if not spec.is_file():

@@ -7,15 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from builder import browser_check, host_checks
-from builder import report as reports
-from builder.build import ImageResult
-from builder.check_result import CheckResult
-from builder.fragments import load_library
-from builder.models import Check
-from builder.report import TESTS_MARKER, write_reports, write_test_reports
-from builder.server_check import server_port
-from builder.smoke import checks_for, render_check
+from builder.check import browser as browser_check
+from builder.check import declarative as host_checks
+from builder.reports import report as reports
+from builder.build.images import ImageResult
+from builder.check.result import CheckResult
+from builder.spec.fragments import load_library
+from builder.spec.models import Check
+from builder.reports.report import TESTS_MARKER, write_reports, write_test_reports
+from builder.check.server import server_port
+from builder.check.smoke import checks_for, render_check
 
 from .helpers import plan_of, write_fragment
 
@@ -201,7 +202,7 @@ def test_test_reports_in_json_markdown_junit_and_the_build_report(tmp_path: Path
 
 
 def test_notebook_cards_are_found_in_a_localised_launcher() -> None:
-    from builder.browser_check import notebook_cards
+    from builder.check.browser import notebook_cards
 
     def card(title: str, category: str) -> str:
         return f'<div class="jp-LauncherCard" title="{title}" tabindex="0" data-category="{category}">'

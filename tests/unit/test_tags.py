@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import SpecError
-from builder.tags import TAG, check_repository, repository
+from builder.plan.tags import TAG, check_repository, repository
 
 from .helpers import plan_of
 
@@ -106,7 +106,7 @@ images:
 
 
 def test_repository_names() -> None:
-    from builder.models import Settings
+    from builder.spec.models import Settings
 
     settings = Settings.model_validate({"registry": {"host": "registry.example.com:5000", "namespace": "team/sub"}})
     assert repository(settings, "lab") == "registry.example.com:5000/team/sub/lab"

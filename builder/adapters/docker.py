@@ -1,0 +1,279 @@
+"""The one adapter between stacks and the Docker engine.
+
+Inspecting, tagging, importing and pulling go through the docker SDK. Builds
+go through a docker CLI with BuildKit when one works on this host (the SDK
+only speaks the classic builder, which has no cache mounts and no secrets);
+`detect()` probes each CLI with a tiny real build and falls back to the
+classic builder through the SDK, saying which path it chose and why.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import docker
+import docker.errors
+import docker.utils
+import requests
+
+from builder.errors import Problem, SpecError
+
+LineSink = Callable[[str], None]
+_STEP = re.compile(r"^#\d+ \[([^\]]+)\] (.*)$")
+_CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
+
+
+class BuildFailed(Exception):
+    """A build that ran and failed: carries the failing step."""
+
+    def __init__(self, message: str, step: str | None):
+        super().__init__(message)
+        self.step = step
+
+
+class Cancelled(Exception):
+    """The run was interrupted while this build ran."""
+
+
+class PushFailed(Exception):
+    """The engine could not push a tag; the message is the engine's (it never contains credentials)."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Path
+    tag: str
+    labels: dict[str, str]
+    build_args: dict[str, str]
+    secrets: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class Engine:
+    """A connected Docker engine plus the way images are built on it."""
+
+    client: docker.DockerClient
+    mode: str  # "buildkit" | "classic"
+    cli: str | None
+    reason: str
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    _procs: set[subprocess.Popen] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def describe(self) -> str:
+        version = self.client.version().get("Version", "?")
+        how = f"BuildKit through {self.cli}" if self.mode == "buildkit" else "the classic builder (docker SDK)"
+        return f"Docker engine {version}; building with {how} ({self.reason})"
+
+    # --- images -----------------------------------------------------------
+
+    def image(self, ref: str) -> Any | None:
+        try:
+            return self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return None
+
+    def images_with_label(self, key: str, value: str) -> list[Any]:
+        return self.client.images.list(filters={"label": f"{key}={value}"})
+
+    def images_by_label(self, key: str) -> dict[str, Any]:
+        """Every local image carrying label `key`, by the label's value."""
+        return {(i.labels or {}).get(key, ""): i for i in self.client.images.list(filters={"label": key})}
+
+    def tag(self, image: Any, ref: str) -> None:
+        repository, _, tag = ref.rpartition(":")
+        image.tag(repository, tag)
+
+    def pull(self, ref: str) -> Any:
+        repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
+        return self.client.images.pull(repository, tag=tag or "latest")
+
+    def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
+        """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
+        digest = None
+        try:
+            for chunk in self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
+                if "error" in chunk:
+                    raise PushFailed(str(chunk.get("error", "")).strip() or "push failed")
+                digest = (chunk.get("aux") or {}).get("Digest") or digest
+                if sink is not None and chunk.get("status") and chunk.get("id"):
+                    sink(f"{chunk['id']}: {chunk['status']}")
+        except docker.errors.APIError as exc:
+            raise PushFailed(str(exc.explanation or exc)) from None
+        except (OSError, requests.RequestException) as exc:  # the engine's own socket
+            raise PushFailed(f"lost the connection to the Docker engine: {exc}") from None
+        if digest is None:
+            raise PushFailed("the engine reported no digest for the pushed tag")
+        return digest
+
+    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> Any:
+        repository, _, tag = ref.rpartition(":")
+        changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())] + ['CMD ["bash"]']
+        self.client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+        return self.client.images.get(ref)
+
+    # --- builds -----------------------------------------------------------
+
+    def build(self, request: BuildRequest, sink: LineSink) -> None:
+        """Build and tag `request.tag`; the tag appears only if the build succeeded."""
+        if self._cancel.is_set():
+            raise Cancelled()
+        if self.mode == "buildkit":
+            self._build_cli(request, sink)
+        else:
+            self._build_classic(request, sink)
+
+    def cancel(self) -> None:
+        """Stop running builds: BuildKit aborts the solve, so no tag is written."""
+        self._cancel.set()
+        with self._lock:
+            for proc in list(self._procs):
+                try:
+                    os.killpg(proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+
+    def _build_cli(self, request: BuildRequest, sink: LineSink) -> None:
+        assert self.cli
+        cmd = [self.cli, "build", "--progress=plain", "-t", request.tag, "-f", str(request.context / "Dockerfile")]
+        for key, value in sorted(request.labels.items()):
+            cmd += ["--label", f"{key}={value}"]
+        for key, value in sorted(request.build_args.items()):
+            cmd += ["--build-arg", f"{key}={value}"]
+        for key, path in sorted(request.secrets.items()):
+            cmd += ["--secret", f"id={key},src={path}"]
+        cmd.append(str(request.context))
+        env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True, text=True,
+            errors="replace",
+        )
+        with self._lock:
+            self._procs.add(proc)
+        step = None
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                sink(line)
+                match = _STEP.match(line)
+                if match and not match.group(1).startswith("internal"):
+                    step = f"[{match.group(1)}] {match.group(2)}"
+            code = proc.wait()
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+        if self._cancel.is_set():
+            raise Cancelled()
+        if code != 0:
+            raise BuildFailed(f"docker build exited with status {code}", step)
+
+    def _build_classic(self, request: BuildRequest, sink: LineSink) -> None:
+        if request.secrets:
+            raise BuildFailed("build secrets (the CA bundle) need BuildKit; this engine only offers the classic builder", None)
+        step = None
+        stream = self.client.api.build(
+            path=str(request.context), tag=request.tag, labels=request.labels, buildargs=request.build_args,
+            rm=True, forcerm=True, decode=True,
+        )
+        for chunk in stream:
+            if self._cancel.is_set():
+                raise Cancelled()
+            if "stream" in chunk:
+                for line in chunk["stream"].splitlines():
+                    sink(line)
+                    match = _CLASSIC_STEP.match(line)
+                    if match:
+                        step = match.group(1)
+            if "error" in chunk:
+                sink(chunk["error"])
+                raise BuildFailed(chunk["error"].strip(), step)
+
+
+def connect() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        raise SpecError([Problem(
+            f"cannot reach the Docker engine: {exc}",
+            hint="start dockerd (or Docker Desktop), or point DOCKER_HOST at a running engine",
+        )]) from None
+
+
+def detect(client: docker.DockerClient | None = None) -> Engine:
+    """Connect and choose the build path: STACKS_BUILDER=classic|buildkit forces one."""
+    client = client or connect()
+    forced = os.environ.get("STACKS_BUILDER", "").lower()
+    if forced == "classic":
+        return Engine(client, "classic", None, "STACKS_BUILDER=classic")
+    failures = []
+    daemon = client.version().get("Version", "?")
+    for cli in _candidate_clis():
+        ok, why = _cached_probe(cli, daemon)
+        if ok:
+            return Engine(client, "buildkit", cli, "probe build succeeded")
+        failures.append(f"{cli}: {why}")
+    if forced == "buildkit":
+        raise SpecError([Problem("STACKS_BUILDER=buildkit, but no docker CLI could build with BuildKit: " + "; ".join(failures))])
+    return Engine(client, "classic", None, "no docker CLI could build with BuildKit" + (f" ({'; '.join(failures)})" if failures else ""))
+
+
+def _candidate_clis() -> list[str]:
+    names: Iterable[str | None] = (os.environ.get("STACKS_DOCKER_CLI"), shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker")
+    seen, found = set(), []
+    for name in names:
+        if name and os.path.isfile(name) and os.access(name, os.X_OK):
+            real = os.path.realpath(name)
+            if real not in seen:
+                seen.add(real)
+                found.append(name)
+    return found
+
+
+def _cached_probe(cli: str, daemon: str) -> tuple[bool, str]:
+    """Probe once per (CLI binary, daemon version): the answer does not change in between."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stacks" / "engine-probe.json"
+    real = os.path.realpath(cli)
+    key = f"{real}:{os.stat(real).st_mtime_ns}:{daemon}"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return tuple(known[key])  # type: ignore[return-value]
+    result = _probe_buildkit(cli)
+    known[key] = list(result)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known))
+    except OSError:
+        pass
+    return result
+
+
+def _probe_buildkit(cli: str) -> tuple[bool, str]:
+    """Build a one-line image with BuildKit and a secret: the features stacks relies on."""
+    with tempfile.TemporaryDirectory(prefix="stacks-probe-") as tmp:
+        Path(tmp, "Dockerfile").write_text("FROM scratch\nLABEL io.stacks.probe=1\n")
+        Path(tmp, "secret").write_text("probe")
+        try:
+            result = subprocess.run(
+                [cli, "build", "-q", "--secret", f"id=probe,src={tmp}/secret", tmp],
+                env={**os.environ, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True, timeout=120,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, str(exc)
+    if result.returncode == 0:
+        return True, ""
+    return False, (result.stderr.strip().splitlines() or ["failed"])[0]

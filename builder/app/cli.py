@@ -1,0 +1,333 @@
+"""The `stacks` command line: thin wrappers that call one stage each.
+
+Bad input never shows a traceback: every SpecError is printed as
+`file:line:col: error: ...` lines on stderr and the exit status is 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from builder.errors import SpecError
+
+ONLY_VERIFIED = click.option(
+    "--only-verified", is_flag=True, envvar="STACKS_ONLY_VERIFIED",
+    help="Leave out images whose base or fragments are marked unverified (sources this host cannot reach). "
+         "Also: STACKS_ONLY_VERIFIED=1.",
+)
+FILE_OPTION = click.option(
+    "-f", "--file", "spec_file", type=click.Path(path_type=Path), default=Path("stacks.yaml"),
+    show_default=True, help="The stacks file to use.",
+)
+
+
+def _plan(spec_file: Path, mode: str = "buildkit"):
+    from builder.plan.plan import load_plan
+
+    return load_plan(spec_file, mode)  # type: ignore[arg-type]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="jupyter-stacks", prog_name="stacks")
+def cli() -> None:
+    """Build, test and publish layered Jupyter images from one stacks.yaml."""
+
+
+@cli.command()
+@FILE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--explain", is_flag=True, help="Ask the Docker engine which images are cached and why others would be built.")
+def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
+    """Show every concrete image: parent, fragments, tags and content hash."""
+    if explain:
+        from builder.app.commands import explain_plan
+
+        click.echo(explain_plan(spec_file), nl=False)
+        return
+    result = _plan(spec_file)
+    rows = [node.summary() for node in result]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = [("IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH", "CI")]
+    for row in rows:
+        table.append((
+            row["name"], row["kind"], row["parent"] or "-",
+            ",".join(f["name"] for f in row["fragments"]) or "-",
+            ",".join(row["tags"]) or "-", row["hash"][:12], "yes" if row["verified"] else "no",
+        ))
+    click.echo(_format_table(table))
+    from builder.plan.tags import late_templates
+
+    if late_templates(result.spec.model.settings):
+        click.echo("\nTAGS has the tags known now; those read from built images (versions, date, git_sha): `stacks tags`")
+    unverified = sum(not r["verified"] for r in rows)
+    click.echo(f"\n{len(rows)} nodes: {sum(r['kind'] == 'image' for r in rows)} images to build, "
+               f"{sum(r['kind'] != 'image' for r in rows)} bases"
+               + (f"; {unverified} unverified (CI column 'no'; see `stacks plan --json` for why)" if unverified else ""))
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Parallel build slots (a heavy image takes several). Default: settings.build.jobs or the CPU count.")
+@click.option("--explain", is_flag=True, help="Print, per image, why it is built or cached before building.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="Where logs, contexts and the report go.")
+@click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@ONLY_VERIFIED
+def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path,
+          ca_certs: tuple[Path, ...], only_verified: bool) -> None:
+    """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
+    from builder.app.commands import run_build
+
+    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified)
+    sys.exit(code)
+
+
+@cli.command(name="test")
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Images tested at the same time.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
+@ONLY_VERIFIED
+def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, only_verified: bool) -> None:
+    """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
+    from builder.app.commands import run_tests
+
+    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified))
+
+
+REGISTRY_OPTION = click.option(
+    "--registry", default=None, metavar="HOST[:PORT][/NAMESPACE]", envvar="STACKS_REGISTRY",
+    help="Registry and namespace to publish to, instead of settings.registry. Also: STACKS_REGISTRY.",
+)
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@REGISTRY_OPTION
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="Where the test report is (whether an image may be pushed).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@ONLY_VERIFIED
+def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Path, as_json: bool,
+         only_verified: bool) -> None:
+    """What `stacks push` would publish: per image its repository and tags (immutable, then moving), with the
+    versions read out of built images; templates that need the built image are shown as such."""
+    from builder.publish.push import run_tags
+
+    sys.exit(run_tags(spec_file, list(images), registry, out, only_verified, as_json))
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@REGISTRY_OPTION
+@click.option("--dry-run", is_flag=True, help="Check everything and print what would be pushed; push nothing.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="Where the test report is and the push manifest goes.")
+@click.option("--manifest", type=click.Path(path_type=Path), default=None,
+              help="Where to write the push manifest (JSON). Default: OUT/push-manifest.json.")
+@ONLY_VERIFIED
+def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run: bool, out: Path,
+         manifest: Path | None, only_verified: bool) -> None:
+    """Publish tested IMAGES (default: every image with `push: true`): immutable tags first, moving ones after,
+    each verified against the registry; tags already there are skipped. Credentials: STACKS_REGISTRY_USER and
+    STACKS_REGISTRY_PASSWORD, or the Docker config (`docker login`)."""
+    from builder.publish.push import run_push
+
+    sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified))
+
+
+@cli.command(name="hub-config")
+@FILE_OPTION
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/hub"), show_default=True,
+              help="Where jupyterhub_config.py, compose.yaml and env.example go.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Push manifest (`stacks push`): offer the pushed images by registry tag instead of local references.")
+def hub_config(spec_file: Path, out: Path, manifest: Path | None) -> None:
+    """Write a JupyterHub (DockerSpawner) configuration and compose file over the built images: the single-user
+    images to choose from by name and exact reference, per-user volumes, network, admins, authenticator and
+    optional GPUs, as the hub: section of stacks.yaml says. Secrets stay in the Hub's environment."""
+    from builder.outputs.hub_config import run_hub_config
+
+    sys.exit(run_hub_config(spec_file, out, manifest))
+
+
+@cli.command()
+@FILE_OPTION
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/rendered"), show_default=True,
+              help="Directory that receives one folder per image.")
+def render(spec_file: Path, out: Path) -> None:
+    """Write each image's Dockerfile and build context."""
+    from builder.plan.render import write_context
+
+    result = _plan(spec_file)
+    count = 0
+    for node in result.images():
+        assert node.rendered is not None
+        write_context(node.rendered, out / node.name)
+        count += 1
+    click.echo(f"rendered {count} images into {out}/")
+
+
+@cli.command()
+@FILE_OPTION
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg", "png"]), default="mermaid", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write to this file instead of stdout.")
+def graph(spec_file: Path, fmt: str, out: Path | None) -> None:
+    """Draw the image DAG (Mermaid, DOT, or SVG/PNG through Graphviz)."""
+    from builder.outputs import graph as draw
+
+    result = _plan(spec_file)
+    data: bytes = draw.picture(result, fmt) if fmt in ("svg", "png") else getattr(draw, fmt)(result).encode()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        click.echo(f"wrote {out}", err=True)
+    elif fmt == "png" and sys.stdout.isatty():
+        raise click.UsageError("PNG is binary: pass --out FILE or redirect stdout")
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@cli.command()
+@FILE_OPTION
+@click.option("--kind", type=click.Choice(["stacks", "fragment"]), default="stacks", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write both schemas into this directory.")
+def schema(spec_file: Path, kind: str, out: Path | None) -> None:
+    """Print the JSON Schema of stacks.yaml or fragment.yaml (for editors)."""
+    from builder.spec.schema import SCHEMAS, schema_text
+
+    if out is None:
+        click.echo(schema_text(kind), nl=False)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SCHEMAS:
+        (out / f"{name}.schema.json").write_text(schema_text(name), encoding="utf-8")
+    click.echo(f"wrote {', '.join(f'{n}.schema.json' for n in SCHEMAS)} into {out}/")
+
+
+PLATFORM_OPTION = click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH",
+                               help="Only this platform (repeatable); default: every platform of the selection.")
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON for CI: {roots: {include: [...]}, branches: {...}}.")
+@PLATFORM_OPTION
+@click.option("--runner", "runners", multiple=True, metavar="PLATFORM=LABEL",
+              help="CI runner label of a platform (repeatable); defaults: linux/amd64=ubuntu-24.04, linux/arm64=ubuntu-24.04-arm.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Jobs per platform and stage at most.")
+@click.option("--push-platform", default="linux/amd64", show_default=True, help="The platform whose jobs publish.")
+@ONLY_VERIFIED
+def matrix(spec_file: Path, images: tuple[str, ...], as_json: bool, platforms: tuple[str, ...], runners: tuple[str, ...],
+           max_jobs: int, push_platform: str, only_verified: bool) -> None:
+    """The CI job matrix: per platform, jobs that build the roots of the DAG, then jobs for the subtrees below them."""
+    from builder.outputs.ci_matrix import run_matrix
+
+    run_matrix(spec_file, images, only_verified, platforms, runners, max_jobs, as_json, push_platform)
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("images", nargs=-1)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/docker-bake.json"), show_default=True,
+              help="The bake file to write.")
+@click.option("--contexts", type=click.Path(path_type=Path), default=None,
+              help="Where the build contexts go. Default: a 'bake' folder beside the bake file.")
+@click.option("--cache", type=click.Choice(["inline", "registry", "gha", "none"]), default="inline", show_default=True,
+              help="Build cache of each target: inline in the pushed image, a registry cache ref, GitHub Actions' cache, or none.")
+@click.option("--cache-repo", default=None, metavar="REPO", help="With --cache registry: one repository for all caches (tag = target).")
+@click.option("--bases-from", default=None, metavar="REGISTRY/PREFIX",
+              help="Take bootstrapped bases from this registry prefix instead of the local engine (remote builders).")
+@PLATFORM_OPTION
+@click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Extra CA certificate (PEM) for the stacks-ca secret; repeatable. Also: STACKS_CA_CERTS.")
+@ONLY_VERIFIED
+def bake(spec_file: Path, images: tuple[str, ...], out: Path, contexts: Path | None, cache: str, cache_repo: str | None,
+         bases_from: str | None, platforms: tuple[str, ...], ca_certs: tuple[Path, ...], only_verified: bool) -> None:
+    """Write a docker-bake.json (one target per image, parents as `target:` contexts) for `docker buildx bake`."""
+    from builder.outputs.bake import run_bake
+
+    sys.exit(run_bake(spec_file, images, out, contexts, cache, cache_repo, bases_from, platforms, ca_certs, only_verified))
+
+
+@cli.command()
+@FILE_OPTION
+@click.option("--hadolint", "hadolint", default=None, metavar="PATH", help="The hadolint binary (default: beside Python, then PATH).")
+@click.option("--no-hadolint", is_flag=True, help="Skip hadolint (the other checks still run).")
+def lint(spec_file: Path, hadolint: str | None, no_hadolint: bool) -> None:
+    """Check every fragment and the spec before any build: schemas, template variables, smoke snippets,
+    pinned versions, checked downloads, and hadolint on every rendered Dockerfile. Problems name file and line."""
+    from builder.lint.rules import run_lint
+
+    sys.exit(run_lint(spec_file, hadolint, not no_hadolint))
+
+
+@cli.group()
+def new() -> None:
+    """Scaffold new parts of a stack."""
+
+
+@new.command(name="kernel")
+@FILE_OPTION
+@click.argument("name")
+@click.option("--package", default=None, help="PyPI package of the kernel. Default: bash_kernel (builds as is).")
+@click.option("--version", "version", default=None, help="Its version, pinned (needed for packages stacks has no recipe for).")
+@click.option("--language", default=None, help="Language the kernel speaks (picks the smoke snippet).")
+@click.option("--kernelspec", default=None, help="Kernelspec name it registers. Default: NAME.")
+@click.option("--install", default=None, help="Command that registers the kernelspec. Default: python -m PACKAGE.install --sys-prefix.")
+@click.option("--snippet", default=None, help="Code that prints something (the smoke test).")
+@click.option("--expect", default=None, help="Regular expression the snippet's output must match.")
+@click.option("--parent", default="lab", show_default=True, help="Image the new image builds on.")
+@click.option("--image", default=None, help="Name of the new image. Default: PARENT-NAME.")
+@click.option("--into", default=None, metavar="IMAGE", help="Add the fragment to this existing image instead of a new one.")
+def new_kernel(spec_file: Path, name: str, package: str | None, version: str | None, language: str | None,
+               kernelspec: str | None, install: str | None, snippet: str | None, expect: str | None, parent: str,
+               image: str | None, into: str | None) -> None:
+    """Scaffold fragments/kernel-NAME (fragment.yaml with a smoke snippet, Dockerfile.j2) and add it to stacks.yaml."""
+    from builder.outputs.scaffold import run_new_kernel
+
+    run_new_kernel(spec_file, name, package, version, language, kernelspec, install, snippet, expect, parent, image, into)
+
+
+def _format_table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning input errors into readable messages and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="stacks", standalone_mode=False)
+    except SpecError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        count = len(exc.problems)
+        click.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if os.environ.get("STACKS_DEBUG"):  # pragma: no cover
+    main = cli  # type: ignore[assignment]  # full tracebacks for debugging the tool itself

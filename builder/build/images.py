@@ -1,0 +1,235 @@
+"""Build a plan on a Docker engine: cached images are skipped, the rest built in DAG order.
+
+Per node: take a lock on its content hash (two runs on one engine then never
+build the same image twice at once), look for an image carrying that hash,
+and otherwise pull, bootstrap or build it. Every image is labelled with its
+hash and the inputs behind it, which is what lets the next run skip it and
+lets `--explain` say what changed.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from builder.adapters.bootstrap import bootstrap_tarball
+from builder.adapters.docker import BuildFailed, BuildRequest, Cancelled, Engine
+from builder.plan.hashing import explain_change
+from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
+from builder.plan.plan import HASH_LABEL, Node, Plan
+from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
+from builder.build.scheduler import Outcome, Task, run_dag
+
+LOG_TAIL = 30
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    out_dir: Path = Path("build")
+    jobs: int = max(1, os.cpu_count() or 1)
+    ca_certificates: tuple[Path, ...] = ()
+    pip_index_url: str | None = None
+    npm_registry: str | None = None
+    apt_mirror: str | None = None
+
+
+@dataclass
+class ImageResult:
+    name: str
+    kind: str
+    parent: str | None
+    hash: str
+    ref: str
+    status: str = "pending"
+    seconds: float = 0.0
+    size: int | None = None
+    size_budget: int | None = None
+    reasons: list[str] = field(default_factory=list)
+    step: str | None = None
+    error: str | None = None
+    log: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
+    """(cached?, reasons): reasons name what changed since this image was last built here."""
+    if _present(engine, node):
+        return True, ["an image with this content hash exists"]
+    previous = _latest_with_label(engine, NAME_LABEL, node.name)
+    old = None
+    if previous is not None:
+        try:
+            old = json.loads((previous.labels or {}).get(INPUTS_LABEL, "null"))
+        except json.JSONDecodeError:
+            old = None
+    if node.kind == "pull":
+        return False, ["not present locally: will pull"]
+    return False, explain_change(old, node.inputs)
+
+
+def build_nodes(
+    plan: Plan, nodes: list[Node], engine: Engine, options: BuildOptions, progress: Any, stop: threading.Event
+) -> list[ImageResult]:
+    """Build `nodes` (parents first); returns one result per node, in the same order."""
+    results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget) for n in nodes}
+    (options.out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    secrets, build_args = _build_environment(options)
+    by_name = {n.name: n for n in nodes}
+
+    known = engine.images_by_label(HASH_LABEL)  # one query serves every unchanged image
+    prefix = plan.spec.model.settings.local_prefix
+
+    def work(task: Task) -> Outcome:
+        node, result = by_name[task.name], results[task.name]
+        started = time.monotonic()
+        latest = f"{prefix}/{node.name}:latest"
+        try:
+            image = known.get(node.hash)
+            if image is not None and node.local_ref in image.tags:
+                status, result.reasons = "cached", ["an image with this content hash exists"]
+            else:
+                with _hash_lock(node.hash):
+                    cached, result.reasons = why_build(engine, node)
+                    if cached:
+                        status = "cached"
+                    else:
+                        progress.building(node, result.reasons)
+                        _make(plan, node, engine, options, secrets, build_args, result)
+                        status = "built"
+                image = engine.image(node.local_ref)
+            if image is not None and node.kind != "pull" and latest not in image.tags:
+                engine.tag(image, latest)
+            result.size = image.attrs.get("Size") if image is not None else None
+        except Cancelled:
+            status, result.error = "cancelled", "run interrupted"
+        except BuildFailed as exc:
+            status, result.error, result.step = "failed", str(exc), exc.step
+        except Exception as exc:  # engine errors (API, disk full...) fail this image only
+            status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        result.seconds = round(time.monotonic() - started, 1)
+        if status == "failed" and result.log:
+            result.log_tail = _tail(Path(result.log), LOG_TAIL)
+        return Outcome(node.name, status, result, result.error or "")
+
+    def done(outcome: Outcome) -> None:
+        result = results[outcome.name]
+        if result.status == "pending":
+            result.status = outcome.status
+        if outcome.status in ("skipped", "cancelled") and not result.error:
+            result.error = outcome.reason
+        progress.done(result)
+
+    tasks = [Task(n.name, n.parent, n.weight) for n in nodes]
+    outcomes = run_dag(tasks, work, options.jobs, on_start=lambda t: progress.started(by_name[t.name]), on_done=done, stop=stop)
+    for name, outcome in outcomes.items():
+        results[name].status = outcome.status
+    return [results[n.name] for n in nodes]
+
+
+def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets: dict, build_args: dict, result: ImageResult) -> None:
+    log_path = options.out_dir / "logs" / f"{node.name}.log"
+    result.log = str(log_path)
+    with log_path.open("w", encoding="utf-8") as log:
+        def sink(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+
+        if node.kind == "pull":
+            sink(f"pulling {node.local_ref}")
+            engine.pull(node.local_ref)
+            return
+        labels = image_labels(plan, node)
+        if node.kind == "bootstrap":
+            assert node.base and node.base.bootstrap
+            workdir = options.out_dir / "tmp"
+            workdir.mkdir(parents=True, exist_ok=True)
+            tarball = bootstrap_tarball(node.base.bootstrap, workdir, sink, options.apt_mirror)
+            try:
+                engine.import_tarball(tarball, node.local_ref, labels)
+            finally:
+                shutil.rmtree(tarball.parent, ignore_errors=True)
+            return
+        assert node.rendered is not None
+        context = options.out_dir / "contexts" / node.name
+        write_context(node.rendered, context)
+        args = {**build_args, **node.build_args}
+        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets), sink)
+
+
+def _build_environment(options: BuildOptions) -> tuple[dict[str, Path], dict[str, str]]:
+    """The per-run secrets and build args: CA bundle and mirrors. Never hashed, never in a layer."""
+    secrets: dict[str, Path] = {}
+    args: dict[str, str] = {}
+    if options.ca_certificates:
+        bundle = options.out_dir / "ca-bundle.pem"
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        bundle.write_bytes(ca_bundle(options.ca_certificates))
+        secrets[CA_SECRET] = bundle.resolve()
+        args.update({name: CA_PATH for name in CA_ARGS})
+    if options.pip_index_url:
+        args["PIP_INDEX_URL"] = options.pip_index_url
+    if options.npm_registry:
+        args["NPM_CONFIG_REGISTRY"] = options.npm_registry
+    return secrets, args
+
+
+def ca_bundle(extra: tuple[Path, ...]) -> bytes:
+    """Public roots plus the extra certificates: tools given this file trust both."""
+    parts: list[bytes] = []
+    try:
+        import certifi
+
+        parts.append(Path(certifi.where()).read_bytes())
+    except ImportError:
+        system = Path("/etc/ssl/certs/ca-certificates.crt")
+        if system.is_file():
+            parts.append(system.read_bytes())
+    for path in extra:
+        parts.append(Path(path).read_bytes())
+    return b"\n".join(p.rstrip(b"\n") for p in parts) + b"\n"
+
+
+def _present(engine: Engine, node: Node) -> bool:
+    image = engine.image(node.local_ref)
+    if image is not None and (node.kind == "pull" or (image.labels or {}).get(HASH_LABEL) == node.hash):
+        return True
+    if node.kind == "pull":
+        return False
+    for candidate in engine.images_with_label(HASH_LABEL, node.hash):
+        engine.tag(candidate, node.local_ref)  # same content under a lost tag: restore it
+        return True
+    return False
+
+
+def _latest_with_label(engine: Engine, key: str, value: str) -> Any | None:
+    images = engine.images_with_label(key, value)
+    return max(images, key=lambda i: i.attrs.get("Created", ""), default=None)
+
+
+@contextmanager
+def _hash_lock(content_hash: str) -> Iterator[None]:
+    directory = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stacks" / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f"{content_hash}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _tail(path: Path, count: int) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-count:]
+    except OSError:
+        return []

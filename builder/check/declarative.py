@@ -1,0 +1,124 @@
+"""Declarative checks of fragment.yaml, run through pytest-testinfra's docker backend.
+
+A check states what must be true (a file's mode, an account's uid, a
+package's version, an environment variable, a label, or a command's output)
+and testinfra finds out what is, inside a running container of the image. A
+failed check reports both sides in the same words, so the difference is
+visible without re-running anything.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import testinfra
+
+from builder.spec.models import AccountExpect, Check, FileExpect, PackageExpect
+
+Verdict = tuple[bool, str, str]  # (passed, expected, got)
+
+
+def host_for(container: str, user: str | None = None) -> Any:
+    """A testinfra host that runs `docker exec` in `container` (as `user` when given)."""
+    return testinfra.get_host(f"docker://{user}@{container}" if user else f"docker://{container}")
+
+
+def evaluate(check: Check, container: str, labels: dict[str, str]) -> Verdict:
+    """Run one declarative check against the running container; labels come from the image."""
+    if check.label is not None:
+        return _labels(check.label, labels)
+    host = host_for(container, check.user)
+    if check.kind == "run":
+        return _run(host, check)
+    kinds: dict[str, Callable[[Any, Any], Verdict]] = {"file": _file, "account": _account, "package": _package, "env": _env}
+    return kinds[check.kind](host, getattr(check, check.kind))
+
+
+def _run(host: Any, check: Check) -> Verdict:
+    expected = f"exit {check.status}" + (f" and output matching /{check.expect}/" if check.expect else "")
+    out = host.run("timeout %s sh -c %s", str(check.timeout), check.run)
+    text = (out.stdout or "") + (("\n" + out.stderr) if out.stderr else "")
+    if out.rc == 124:
+        return False, expected, f"timed out after {check.timeout} s: {text.strip()[-2000:]}"
+    ok = out.rc == check.status and (not check.expect or re.search(check.expect, text, re.MULTILINE) is not None)
+    return ok, expected, f"exit {out.rc}: {text.strip()[-2000:]}"
+
+
+def _file(host: Any, want: FileExpect) -> Verdict:
+    f = host.file(want.path)
+    if not want.exists:
+        return not f.exists, f"{want.path} does not exist", f"{want.path} {'exists' if f.exists else 'does not exist'}"
+    if not f.exists:
+        return False, _describe(want.path, _wanted_file(want)), f"{want.path} does not exist"
+    wanted = _wanted_file(want)
+    actual: dict[str, str] = {}
+    if want.type:
+        actual["type"] = "symlink" if f.is_symlink else "directory" if f.is_directory else "file" if f.is_file else "other"
+    if want.mode:
+        actual["mode"] = f"{f.mode:04o}"
+    if want.owner:
+        actual["owner"] = f.user
+    if want.group:
+        actual["group"] = f.group
+    if want.linked_to:
+        actual["linked_to"] = f.linked_to
+    ok = all(actual[k] == v for k, v in wanted.items() if k != "contains")
+    if want.contains:
+        found = re.search(want.contains, f.content_string, re.MULTILINE) is not None
+        actual["contains"] = want.contains if found else "(no match)"
+        ok = ok and found
+    return ok, _describe(want.path, wanted), _describe(want.path, actual)
+
+
+def _wanted_file(want: FileExpect) -> dict[str, str]:
+    wanted = {"type": want.type, "mode": f"{int(want.mode, 8):04o}" if want.mode else None, "owner": want.owner,
+              "group": want.group, "linked_to": want.linked_to, "contains": want.contains}
+    return {k: v for k, v in wanted.items() if v is not None}
+
+
+def _account(host: Any, want: AccountExpect) -> Verdict:
+    user = host.user(want.name)
+    ids = {k: int(v) for k, v in (("uid", want.uid), ("gid", want.gid)) if v is not None}
+    wanted: dict[str, Any] = {**ids, **{k: v for k, v in (("group", want.group), ("home", want.home),
+                                                          ("shell", want.shell)) if v is not None}}
+    if want.groups:
+        wanted["groups"] = sorted(want.groups)
+    if not user.exists:
+        return False, _describe(want.name, wanted), f"no account named {want.name}"
+    actual: dict[str, Any] = {k: getattr(user, k) for k in wanted if k != "groups"}
+    ok = all(actual[k] == v for k, v in wanted.items() if k != "groups")
+    if want.groups:
+        member_of = sorted(user.groups)
+        actual["groups"] = member_of
+        ok = ok and set(want.groups) <= set(member_of)
+    return ok, _describe(want.name, wanted), _describe(want.name, actual)
+
+
+def _package(host: Any, want: PackageExpect) -> Verdict:
+    package = host.pip(want.name) if want.manager == "pip" else host.package(want.name)
+    expected = f"{want.manager} package {want.name} installed" + (f", version matching /{want.version}/" if want.version else "")
+    if not package.is_installed:
+        return False, expected, f"{want.manager} package {want.name} is not installed"
+    version = package.version
+    ok = not want.version or re.search(want.version, version) is not None
+    return ok, expected, f"{want.manager} package {want.name} {version}"
+
+
+def _env(host: Any, want: dict[str, str]) -> Verdict:
+    environment = host.environment()
+    expected = ", ".join(f"{k} matching /{v}/" for k, v in want.items())
+    got = ", ".join(f"{k}={environment[k]!r}" if k in environment else f"{k} unset" for k in want)
+    ok = all(k in environment and re.search(v, environment[k]) is not None for k, v in want.items())
+    return ok, expected, got
+
+
+def _labels(want: dict[str, str], labels: dict[str, str]) -> Verdict:
+    expected = ", ".join(f"label {k} matching /{v}/" for k, v in want.items())
+    got = ", ".join(f"{k}={labels[k][:200]!r}" if k in labels else f"{k} missing" for k in want)
+    ok = all(k in labels and re.search(v, labels[k]) is not None for k, v in want.items())
+    return ok, expected, got
+
+
+def _describe(subject: str, fields: dict[str, Any]) -> str:
+    return f"{subject}: " + (", ".join(f"{k}={v}" for k, v in fields.items()) or "exists")

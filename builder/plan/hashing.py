@@ -1,0 +1,75 @@
+"""Content hashes: the identity that decides whether an image must be built.
+
+An image's hash covers its rendered Dockerfile, every file in its build
+context (content and mode), its declared build arguments, the render mode
+and its parent's hash, and nothing else: no timestamps, no paths, no
+per-run settings such as mirrors or CA certificates. The inputs are kept
+beside the hash so `--explain` can say which of them changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from builder.plan.render import Rendered
+
+FORMAT = 1
+
+
+def digest(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_inputs(rendered: Rendered, build_args: dict[str, str], parent_hash: str, mode: str) -> dict[str, Any]:
+    """Everything an image's hash covers, as digests small enough to store in a label."""
+    return {
+        "format": FORMAT,
+        "mode": mode,
+        "parent": parent_hash,
+        "dockerfile": digest(rendered.dockerfile),
+        "sections": {name: digest(text) for name, text in rendered.sections.items()},
+        "files": {path: f"{digest(data)}:{mode:o}" for path, (data, mode) in rendered.files.items()},
+        "build_args": dict(sorted(build_args.items())),
+    }
+
+
+def base_inputs(identity: dict[str, Any]) -> dict[str, Any]:
+    return {"format": FORMAT, "base": identity}
+
+
+def hash_inputs(inputs: dict[str, Any]) -> str:
+    return digest(json.dumps(inputs, sort_keys=True, separators=(",", ":")))
+
+
+def explain_change(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """Human reasons why `new` differs from the inputs of the last build (`old`)."""
+    if not old:
+        return ["never built"]
+    if old.get("format") != new.get("format"):
+        return ["hash format changed"]
+    reasons = []
+    for key, label in (("parent", "parent image changed"), ("mode", "render mode changed"), ("base", "base definition changed")):
+        if old.get(key) != new.get(key):
+            reasons.append(label)
+    old_sections, new_sections = old.get("sections", {}), new.get("sections", {})
+    for name in new_sections:
+        if name not in old_sections:
+            reasons.append(f"fragment '{name}' added")
+        elif old_sections[name] != new_sections[name]:
+            reasons.append(f"fragment '{name}' changed (Dockerfile.j2 or its params)")
+    reasons += [f"fragment '{name}' removed" for name in old_sections if name not in new_sections]
+    old_files, new_files = old.get("files", {}), new.get("files", {})
+    for path in sorted(set(old_files) | set(new_files)):
+        if old_files.get(path) != new_files.get(path):
+            state = "added" if path not in old_files else "removed" if path not in new_files else "changed"
+            reasons.append(f"file {path} {state}")
+    old_args, new_args = old.get("build_args", {}), new.get("build_args", {})
+    for key in sorted(set(old_args) | set(new_args)):
+        if old_args.get(key) != new_args.get(key):
+            reasons.append(f"build argument {key} changed")
+    if not reasons and old.get("dockerfile") != new.get("dockerfile"):
+        reasons.append("Dockerfile header changed")
+    return reasons or ["inputs differ"]

@@ -1,0 +1,198 @@
+"""Expand image definitions over their matrix axes into concrete variants.
+
+An image varies over its parent's axes plus the axes it adds. For each
+variant of the parent, the image takes every combination of its own axes'
+values, drops those matching an `exclude` rule, and adds those named by an
+`include` rule (include wins over exclude). Variants are therefore only ever
+created where their parent variant exists.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import jinja2
+
+from builder.errors import Problem, raise_if_any
+from builder.spec.models import NAME_PATTERN, AxisRule
+from builder.spec.load import Spec
+
+_TEMPLATES = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+class AxisValue(str):
+    """An axis value that also exposes its variables: `{{ os }}` and `{{ os.python }}`."""
+
+    variables: Mapping[str, Any]
+
+    def __new__(cls, value: str, variables: Mapping[str, Any]) -> "AxisValue":
+        obj = super().__new__(cls, value)
+        obj.variables = variables
+        return obj
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["variables"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One concrete image of the matrix."""
+
+    image: str
+    name: str
+    axes: dict[str, str]
+    parent: str | None
+    label: str
+    is_default: bool
+    context: dict[str, Any] = field(compare=False, repr=False)
+
+
+def expand(spec: Spec) -> list[Variant]:
+    """All variants, parents before children; raises SpecError on bad names or clashes."""
+    variants: dict[str, list[Variant]] = {}
+    problems: list[Problem] = []
+    for image in spec.image_order():
+        definition = spec.images[image]
+        parents: list[Variant | None] = list(variants.get(definition.parent or "", [])) if definition.parent else [None]
+        inherited = set(parents[0].axes) if parents and parents[0] is not None else set()
+        for axis in definition.axes:
+            if axis in inherited:
+                problems.append(Problem(
+                    f"image '{image}': axis '{axis}' already comes from parent '{definition.parent}'",
+                    spec.where("images", image, "axes", definition.axes.index(axis)),
+                    "list only the axes this image adds",
+                ))
+        own = [a for a in spec.axes if a in definition.axes and a not in inherited]
+        found = []
+        for parent in parents:
+            for assignment in _assignments(spec, parent.axes if parent else {}, own, definition.exclude, definition.include):
+                found.append(_variant(spec, image, assignment, parent, problems))
+        variants[image] = found
+    everything = [v for group in variants.values() for v in group]
+    problems += _duplicate_names(spec, everything)
+    raise_if_any(problems)
+    return everything
+
+
+def _assignments(
+    spec: Spec, inherited: dict[str, str], own: list[str], exclude: list[AxisRule], include: list[AxisRule]
+) -> list[dict[str, str]]:
+    chosen = []
+    for combo in itertools.product(*(spec.axes[a] for a in own)):
+        assignment = _ordered(spec, {**inherited, **dict(zip(own, combo))})
+        if not any(matches(rule, assignment) for rule in exclude):
+            chosen.append(assignment)
+    for rule in include:
+        if not all(_accepts(rule.get(a), v) for a, v in inherited.items() if a in rule):
+            continue
+        free = [a for a in own if a not in rule]
+        fixed = [(a, rule[a]) for a in own if a in rule]
+        for fixed_values in itertools.product(*([v] if isinstance(v, str) else v for _, v in fixed)):
+            for combo in itertools.product(*(spec.axes[a] for a in free)):
+                assignment = _ordered(spec, {**inherited, **dict(zip([a for a, _ in fixed], fixed_values)), **dict(zip(free, combo))})
+                if assignment not in chosen:
+                    chosen.append(assignment)
+    return chosen
+
+
+def _ordered(spec: Spec, assignment: dict[str, str]) -> dict[str, str]:
+    return {a: assignment[a] for a in spec.axes if a in assignment}
+
+
+def _accepts(wanted: str | list[str] | None, value: str) -> bool:
+    return wanted is None or (value == wanted if isinstance(wanted, str) else value in wanted)
+
+
+def matches(rule: AxisRule, assignment: dict[str, str]) -> bool:
+    """True when every axis the rule names has one of the rule's values (and the rule names any)."""
+    return bool(rule) and all(axis in assignment and _accepts(wanted, assignment[axis]) for axis, wanted in rule.items())
+
+
+def axis_context(spec: Spec, assignment: dict[str, str]) -> dict[str, AxisValue]:
+    """Template variables for an assignment: each axis name bound to its value."""
+    return {axis: AxisValue(value, spec.axes[axis][value]) for axis, value in assignment.items()}
+
+
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*\}\}")
+_MISSING = object()
+
+
+def render_text(template: str, context: dict[str, Any]) -> str:
+    """Render a short template from stacks.yaml (names, tags, params, base fields).
+
+    Most are plain substitutions like "{{ os.python }}"; those skip Jinja's per-call context
+    set-up (the dominant cost of planning a large matrix). Anything else, and any name that
+    does not resolve, goes through Jinja, which also produces the error message.
+    """
+    if "{" not in template:
+        return template
+    if "{%" not in template and "{#" not in template and template.count("{{") == len(_SIMPLE.findall(template)):
+        parts: list[str] = []
+        position = 0
+        for match in _SIMPLE.finditer(template):
+            value = _lookup(context, match.group(1))
+            if value is _MISSING or value is None:
+                break
+            parts += [template[position:match.start()], str(value)]
+            position = match.end()
+        else:
+            return "".join(parts) + template[position:]
+    return _compiled(template).render(context)
+
+
+def _lookup(context: dict[str, Any], dotted: str) -> Any:
+    name, _, attribute = dotted.partition(".")
+    value = context.get(name, _MISSING)
+    if value is _MISSING or not attribute:
+        return value
+    found = getattr(value, attribute, _MISSING)
+    if found is _MISSING and isinstance(value, dict):
+        found = value.get(attribute, _MISSING)
+    return found if isinstance(found, (str, int, float)) and not isinstance(found, bool) else _MISSING
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(template: str) -> jinja2.Template:
+    """Compiling is ~100x dearer than rendering, and a matrix renders the same few templates per variant."""
+    return _TEMPLATES.from_string(template)
+
+
+def _variant(spec: Spec, image: str, assignment: dict[str, str], parent: Variant | None, problems: list[Problem]) -> Variant:
+    context = axis_context(spec, assignment)
+    label = "-".join(str(spec.axes[a][v].get("label", v)) for a, v in assignment.items())
+    definition = spec.images[image]
+    template = definition.name or ("{{ image }}-{{ variant }}" if label else "{{ image }}")
+    try:
+        name = render_text(template, {**context, "image": image, "variant": label})
+    except jinja2.TemplateError as exc:
+        problems.append(Problem(f"image '{image}': name template: {exc}", spec.where("images", image, "name")))
+        name = image
+    if not re.match(NAME_PATTERN, name):
+        problems.append(Problem(
+            f"image '{image}': variant name '{name}' is not a valid image name",
+            spec.where("images", image, "name") if definition.name else spec.where("images", image),
+            "names are lowercase letters, digits and . _ - ; give axis values a 'label' variable to rename them",
+        ))
+    is_default = all(next(iter(spec.axes[a])) == v for a, v in assignment.items())
+    return Variant(image, name, assignment, parent.name if parent else None, label, is_default, context)
+
+
+def _duplicate_names(spec: Spec, variants: Iterable[Variant]) -> list[Problem]:
+    seen: dict[str, Variant] = {}
+    problems = []
+    for variant in variants:
+        other = seen.setdefault(variant.name, variant)
+        if other is not variant:
+            problems.append(Problem(
+                f"two variants are both named '{variant.name}': image '{other.image}' {other.axes or ''} "
+                f"and image '{variant.image}' {variant.axes or ''}",
+                spec.where("images", variant.image),
+                "give the images distinct 'name' templates, or distinct axis labels",
+            ))
+    return problems

@@ -1,0 +1,254 @@
+"""The plan: every concrete image as a node of a networkx DAG.
+
+`make_plan` runs the pure stages in order (load -> expand -> resolve ->
+render -> hash -> tag) and returns a `Plan` whose nodes carry everything the
+build, test and publish stages need. Nothing here touches Docker, so a plan
+of a thousand images takes well under a second.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import networkx as nx
+
+from builder.plan.bases import BaseImage
+from builder.errors import Problem, SpecError, did_you_mean, raise_if_any
+from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
+from builder.plan.matrix import expand, render_text
+from builder.plan.render import Mode, Rendered, render_image
+from builder.plan.resolve import Applied, Resolved, resolve
+from builder.spec.load import Spec, load_spec
+from builder.plan.tags import check_repository, repository, tags_for
+from builder.plan.versions import probe_names
+
+HASH_LABEL = "io.stacks.hash"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One image of the plan: a base (pulled or bootstrapped) or an image built from fragments."""
+
+    name: str
+    kind: str  # "pull" | "bootstrap" | "image"
+    parent: str | None
+    hash: str
+    inputs: dict[str, Any]
+    local_ref: str
+    image: str | None = None  # definition in stacks.yaml
+    axes: dict[str, str] = field(default_factory=dict)
+    fragments: tuple[Applied, ...] = ()
+    chain: tuple[Applied, ...] = ()
+    rendered: Rendered | None = None
+    repo: str | None = None
+    tags: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    weight: int = 1
+    push: bool = False
+    base: BaseImage | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    unverified: tuple[str, ...] = ()  # why this project's CI cannot build it (base or fragments); empty when it can
+    size_budget: int | None = None  # bytes; None = no budget
+
+    @property
+    def verified(self) -> bool:
+        return not self.unverified
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:12]
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON view used by `stacks plan --json` and the reports."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "image": self.image,
+            "parent": self.parent,
+            "axes": self.axes,
+            "fragments": [
+                {"name": a.name, "version": a.fragment.meta.version, "params": a.params} for a in self.fragments
+            ],
+            "repo": self.repo,
+            "tags": list(self.tags),
+            "hash": self.hash,
+            "local_ref": self.local_ref,
+            "platforms": list(self.platforms),
+            "weight": self.weight,
+            "verified": self.verified,
+            "unverified": list(self.unverified),
+            "size_budget": self.size_budget,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: Spec
+    graph: nx.DiGraph
+    mode: Mode
+
+    def __getitem__(self, name: str) -> Node:
+        return self.graph.nodes[name]["node"]
+
+    def __iter__(self) -> Iterator[Node]:
+        """Nodes, parents before children, in a stable order."""
+        for name in nx.lexicographical_topological_sort(self.graph, key=self._position):
+            yield self[name]
+
+    def __len__(self) -> int:
+        return self.graph.number_of_nodes()
+
+    def _position(self, name: str) -> tuple[int, str]:
+        return (self.graph.nodes[name]["position"], name)
+
+    def images(self) -> list[Node]:
+        return [n for n in self if n.kind == "image"]
+
+    def select(self, names: Iterable[str] = (), only_verified: bool = False) -> list[Node]:
+        """The named nodes (variant or image-definition names; none = all) and their ancestors, in build order.
+
+        `only_verified` leaves out every image whose base or fragments are
+        marked unverified (sources this project's CI cannot reach), so one
+        stacks.yaml serves both CI here and real users with full access.
+        """
+        names = list(names)
+        if not names:
+            return [n for n in self if n.verified or not only_verified]
+        wanted: set[str] = set()
+        problems = []
+        for name in names:
+            matched = [n for n in self.graph if n == name or self[n].image == name]
+            if not matched:
+                problems.append(Problem(f"no image named '{name}' in the plan", None, did_you_mean(name, list(self.graph))))
+            for node in matched:
+                wanted |= {node} | nx.ancestors(self.graph, node)
+        raise_if_any(problems)
+        return [n for n in self if n.name in wanted and (n.verified or not only_verified)]
+
+    def descendants(self, name: str) -> set[str]:
+        return nx.descendants(self.graph, name)
+
+
+def load_plan(path: Path, mode: Mode = "buildkit") -> Plan:
+    return make_plan(load_spec(path), mode)
+
+
+def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
+    variants = expand(spec)
+    resolved = resolve(spec, variants)
+    graph = nx.DiGraph()
+    problems: list[Problem] = []
+    prefix = spec.model.settings.local_prefix
+    for position, variant in enumerate(variants):
+        item = resolved[variant.name]
+        if item.base is not None:
+            _add_base(graph, item.base, prefix, position)
+            parent = graph.nodes[item.base.name]["node"]
+        else:
+            parent = graph.nodes[variant.parent]["node"]
+        node = _image_node(spec, graph, item, parent, prefix, mode, problems)
+        if node is not None:
+            if node.name in graph:
+                problems.append(Problem(f"image '{node.name}' has the same name as a base", spec.where("images", variant.image)))
+                continue
+            graph.add_node(node.name, node=node, position=position)
+            graph.add_edge(parent.name, node.name)
+    problems += _tag_clashes(spec, graph)
+    raise_if_any(problems)
+    return Plan(spec, graph, mode)
+
+
+def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) -> None:
+    if base.name in graph:
+        return
+    inputs = base_inputs(base.identity())
+    content_hash = hash_inputs(inputs)
+    local_ref = base.pull or f"{prefix}/{base.name}:{content_hash[:12]}"
+    node = Node(
+        name=base.name, kind=base.kind, parent=None, hash=content_hash, inputs=inputs,
+        local_ref=local_ref, platforms=base.platforms, base=base, weight=1,
+        unverified=(f"base '{base.key}': {base.unverified}",) if base.unverified else (),
+    )
+    graph.add_node(base.name, node=node, position=position)
+
+
+def _image_node(
+    spec: Spec, graph: nx.DiGraph, item: Resolved, parent: Node, prefix: str, mode: Mode, problems: list[Problem]
+) -> Node | None:
+    variant = item.variant
+    definition = spec.images[variant.image]
+    info = {"name": variant.name, "image": variant.image, "axes": variant.axes, "variant": variant.label}
+    root = _root_base(graph, parent)
+    try:
+        rendered = render_image(variant.name, parent.local_ref, item.own, info, root, mode)
+    except SpecError as exc:
+        problems += exc.problems
+        return None
+    build_args = {key: render_text(value, variant.context) for key, value in definition.build_args.items()}
+    inputs = image_inputs(rendered, build_args, parent.hash, mode)
+    content_hash = hash_inputs(inputs)
+    repo = definition.repo or variant.image
+    try:
+        base = graph.nodes[root]["node"].base
+        tags = tags_for(variant, spec.model.settings, content_hash, version_names=probe_names(item.chain, base))
+        check_repository(repository(spec.model.settings, repo))
+    except ValueError as exc:
+        problems.append(Problem(f"image '{variant.name}': {exc}", spec.where("images", variant.image)))
+        tags = []
+    weight = definition.weight or max([a.fragment.meta.weight for a in item.own] or [1])
+    return Node(
+        name=variant.name, kind="image", parent=parent.name, hash=content_hash, inputs=inputs,
+        local_ref=f"{prefix}/{variant.name}:{content_hash[:12]}", image=variant.image, axes=variant.axes,
+        fragments=item.own, chain=item.chain, rendered=rendered, repo=repo, tags=tuple(tags),
+        platforms=_platforms(parent.platforms, item.own), weight=weight, push=definition.push,
+        build_args=build_args, unverified=parent.unverified + _unverified(item.own),
+        size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
+    )
+
+
+def parse_size(text: str) -> int:
+    """'600MB' -> 600_000_000 (decimal units, the ones `docker images` prints)."""
+    number, unit = text[:-2].strip(), text[-2:]
+    return round(float(number) * {"kB": 1e3, "MB": 1e6, "GB": 1e9}[unit])
+
+
+def _unverified(fragments: tuple[Applied, ...]) -> tuple[str, ...]:
+    return tuple(
+        f"fragment '{a.name}': {a.fragment.meta.unverified_reason or 'not verified'}"
+        for a in fragments if not a.fragment.meta.verified
+    )
+
+
+def _root_base(graph: nx.DiGraph, parent: Node) -> str:
+    """Name of the base at the root of the chain; scopes the apt cache so releases never share lists."""
+    node = parent
+    while node.parent is not None:
+        node = graph.nodes[node.parent]["node"]
+    return node.name
+
+
+def _platforms(parent: tuple[str, ...], fragments: tuple[Applied, ...]) -> tuple[str, ...]:
+    """A parent's platforms narrowed by what each fragment supports."""
+    platforms = list(parent)
+    for applied in fragments:
+        supported = applied.fragment.meta.platforms
+        if supported is not None:
+            platforms = [p for p in platforms if p in supported]
+    return tuple(platforms)
+
+
+def _tag_clashes(spec: Spec, graph: nx.DiGraph) -> list[Problem]:
+    seen: dict[tuple[str, str], str] = {}
+    problems = []
+    for name in graph:
+        node: Node = graph.nodes[name]["node"]
+        for tag in node.tags:
+            other = seen.setdefault((node.repo or "", tag), node.name)
+            if other != node.name:
+                problems.append(Problem(
+                    f"images '{other}' and '{node.name}' would both be pushed as {node.repo}:{tag}",
+                    spec.where("images", node.image or ""),
+                    "give one of them another 'repo', or make the tag templates tell them apart",
+                ))
+    return problems

@@ -1,0 +1,158 @@
+"""Versions read out of a built image, and checked against what the spec declares.
+
+Each fragment (and base) says in its `versions:` map how to read what it
+installs: a shell command that prints the version. The commands run in one
+idle container of the built image, as its user, with no network. What they
+print feeds the tag templates (`{{ versions.python }}`), and every version the
+spec declares in `provides` (`python=3.11`, a base's `cuda=12.6`) must be
+compatible with what the image reports before anything is pushed: a tag must
+never say 3.12 on an image that runs 3.11.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+import jinja2
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from builder.plan.matrix import render_text
+
+if TYPE_CHECKING:
+    from builder.plan.bases import BaseImage
+    from builder.adapters.docker import Engine
+    from builder.plan.resolve import Applied
+
+PROBE_LABEL = "io.stacks.versions-probe"
+PROBE_TIMEOUT = 120  # seconds per command
+_SEPARATORS = ".-+_~"
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    command: str
+    source: str  # "fragment 'python-venv'" or "base 'debian'"
+
+
+@dataclass
+class VersionReport:
+    """What one image reports, and how it compares with what its spec declares."""
+
+    image: str
+    versions: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # name -> why the command gave no version
+    mismatches: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # declared, but nothing reads them
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.mismatches
+
+    def problems(self) -> list[str]:
+        failed = [f"{self.image}: could not read version '{name}': {why}" for name, why in self.failures.items()]
+        return failed + [f"{self.image}: {m}" for m in self.mismatches]
+
+
+def probes(chain: Iterable["Applied"], base: "BaseImage | None") -> dict[str, Probe]:
+    """Every version command of an image: its base's, then its fragments' (params filled in); later ones win."""
+    found: dict[str, Probe] = {}
+    if base is not None:
+        for name, command in base.versions:
+            found[name] = Probe(name, command, f"base '{base.key}'")
+    for applied in chain:
+        for name, command in applied.fragment.meta.versions.items():
+            try:
+                text = render_text(command, applied.params)
+            except jinja2.TemplateError as exc:
+                text = f"echo 'version command of {applied.name} does not render: {exc}' >&2; exit 1"
+            found[name] = Probe(name, text, f"fragment '{applied.name}'")
+    return found
+
+
+def probe_names(chain: Iterable["Applied"], base: "BaseImage | None") -> list[str]:
+    """The names `probes` gives, without rendering commands (plan time, once per variant)."""
+    names = [name for name, _ in base.versions] if base is not None else []
+    names += [name for applied in chain for name in applied.fragment.meta.versions]
+    return list(dict.fromkeys(names))
+
+
+def declared(chain: Iterable["Applied"], base: "BaseImage | None") -> dict[str, tuple[str, str]]:
+    """name -> (version, who declares it) for every versioned capability of the chain; later ones win."""
+    found: dict[str, tuple[str, str]] = {}
+    if base is not None:
+        found.update({p.name: (p.version, f"base '{base.key}'") for p in base.provides if p.version})
+    for applied in chain:
+        found.update({p.name: (p.version, f"fragment '{applied.name}'") for p in applied.provides if p.version})
+    return found
+
+
+def compatible(declared_version: str, reported: str) -> bool:
+    """Whether an image reporting `reported` has the declared version: equal, or the declared one
+    is a prefix of it at a component boundary (3.11 ~ 3.11.2, 12 ~ 12.8, debian ~ debian-12; 3.1 !~ 3.11)."""
+    if reported == declared_version:
+        return True
+    try:
+        return SpecifierSet(f"=={declared_version}.*").contains(Version(reported), prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
+        pass
+    rest = reported[len(declared_version):]
+    return reported.startswith(declared_version) and bool(rest) and rest[0] in _SEPARATORS
+
+
+def compare(report: VersionReport, wanted: dict[str, tuple[str, str]]) -> VersionReport:
+    """Fill `mismatches` and `unchecked` of `report` from the declared versions."""
+    for name, (version, source) in wanted.items():
+        if name in report.failures:
+            continue
+        got = report.versions.get(name)
+        if got is None:
+            report.unchecked.append(f"{name}={version}")
+        elif not compatible(version, got):
+            report.mismatches.append(f"{source} declares {name}={version}, but the image reports {name} {got}")
+    return report
+
+
+def read_versions(engine: "Engine", ref: str, image: str, wanted: dict[str, Probe]) -> VersionReport:
+    """Run every probe in one idle container of `ref`; first line of stdout is the version."""
+    report = VersionReport(image)
+    if not wanted:
+        return report
+    container = engine.client.containers.run(
+        ref, entrypoint=["sleep"], command=["infinity"], detach=True, network_disabled=True,
+        labels={PROBE_LABEL: image}, name=f"stacks-versions-{image}-{secrets.token_hex(3)}",
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda probe: (probe, _run(container, probe.command)), wanted.values()))
+    finally:
+        container.remove(force=True)
+    for probe, (value, error) in answers:
+        if value:
+            report.versions[probe.name] = value
+        else:
+            report.failures[probe.name] = f"{error} (command from {probe.source}: {probe.command})"
+    return report
+
+
+def _run(container: Any, command: str) -> tuple[str, str]:
+    """(version, "") or ("", why not)."""
+    script = 'if command -v timeout >/dev/null 2>&1; then exec timeout "$0" sh -c "$1"; else exec sh -c "$1"; fi'
+    code, (out, err) = container.exec_run(["sh", "-c", script, str(PROBE_TIMEOUT), command], demux=True)
+    stdout = (out or b"").decode(errors="replace")
+    stderr = (err or b"").decode(errors="replace").strip()
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if code != 0:
+        return "", f"exit status {code}" + (f": {_tail(stderr)}" if stderr else "")
+    if not lines:
+        return "", "printed nothing" + (f" (stderr: {_tail(stderr)})" if stderr else "")
+    return lines[0], ""
+
+
+def _tail(text: str, limit: int = 300) -> str:
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= limit else "..." + text[-limit:]

@@ -1,0 +1,183 @@
+"""What `stacks push` would publish, image by image, and why not when it must not.
+
+For every image to publish: is it built (the local image carries the plan's
+content hash), did its last `stacks test` pass for that same hash, what do
+the version commands of its fragments read out of it, do those versions
+agree with what the spec declares, and which tags do the templates give with
+those facts? `stacks tags` prints this; `stacks push` refuses to start while
+any image has a problem, so nothing is half published because of a problem
+that was knowable up front.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder.plan.bases import BaseImage
+from builder.adapters.docker import Engine
+from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
+from builder.plan.matrix import Variant, expand
+from builder.spec.models import Registry, Settings
+from builder.plan.plan import HASH_LABEL, Node, Plan
+from builder.reports.report import TEST_REPORT, tested_images
+from builder.plan.tags import Facts, Tag, check_repository, late_templates, planned_tags, push_order, repository
+from builder.plan.versions import VersionReport, compare, declared, probes, read_versions
+
+READY, NOT_BUILT, UNTESTED, STALE = "ready", "not built", "untested", "tested at another hash"
+
+
+@dataclass
+class Release:
+    """One image as it would be published."""
+
+    node: Node
+    repository: str  # host/namespace/repo
+    path: str  # the repository's name inside the registry (namespace/repo; library/repo on Docker Hub)
+    state: str = NOT_BUILT
+    image: Any | None = None  # the local docker image
+    versions: VersionReport | None = None
+    facts: Facts | None = None
+    tags: list[Tag] = field(default_factory=list)  # push order once resolved; plan-time tags before
+    pending: list[str] = field(default_factory=list)  # templates not resolvable yet (image not built)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def image_id(self) -> str | None:
+        return self.image.id if self.image is not None else None
+
+    def refs(self) -> list[str]:
+        return [f"{self.repository}:{tag.name}" for tag in self.tags]
+
+
+def parse_registry(text: str) -> Registry:
+    """HOST[:PORT][/NAMESPACE] -> Registry; a first part without '.' or ':' (and not localhost) is a Docker Hub namespace."""
+    text = text.strip().strip("/")
+    first, _, rest = text.partition("/")
+    if "." in first or ":" in first or first == "localhost":
+        return Registry(host=first, namespace=rest)
+    return Registry(host="docker.io", namespace=text)
+
+
+def with_registry(settings: Settings, override: str | None) -> Settings:
+    """The settings with `--registry` applied; the repository names are checked again."""
+    if not override:
+        return settings
+    return settings.model_copy(update={"registry": parse_registry(override)})
+
+
+def registry_path(settings: Settings, repo: str) -> str:
+    """The repository's name in the registry's API: namespace/repo (library/repo for Docker Hub without namespace)."""
+    namespace = settings.registry.namespace.strip("/")
+    if not namespace and settings.registry.host in ("docker.io", "index.docker.io"):
+        namespace = "library"
+    return "/".join(p for p in (namespace, repo) if p)
+
+
+def publishable(plan: Plan, nodes: list[Node], images: list[str]) -> list[Node]:
+    """The images among `nodes` that are published: the named ones (default all), never `push: false` ones."""
+    wanted = set(images)
+    return [n for n in nodes if n.kind == "image" and n.push and (not wanted or n.name in wanted or n.image in wanted)]
+
+
+def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Settings, out_dir: Path,
+            jobs: int = 4) -> list[Release]:
+    """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise."""
+    variants = {v.name: v for v in expand(plan.spec)}
+    tested = tested_images(out_dir)
+    releases = [_release(plan, node, settings) for node in nodes]
+    for release in releases:
+        release.image = _built(engine, release.node) if engine is not None else None
+        release.state = _state(release, tested)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(lambda r: _resolve(plan, r, variants[r.node.name], settings, engine, out_dir), releases))
+    for release, problem in clashes(releases):
+        release.problems.append(problem)
+    return releases
+
+
+def _release(plan: Plan, node: Node, settings: Settings) -> Release:
+    repo = node.repo or node.name
+    release = Release(node, repository(settings, repo), registry_path(settings, repo))
+    try:
+        check_repository(release.repository)
+    except ValueError as exc:
+        release.problems.append(str(exc))
+    return release
+
+
+def _built(engine: Engine, node: Node) -> Any | None:
+    image = engine.image(node.local_ref)
+    if image is None or (image.labels or {}).get(HASH_LABEL) != node.hash:
+        return None
+    return image
+
+
+def _state(release: Release, tested: dict[str, str]) -> str:
+    if release.image is None:
+        return NOT_BUILT
+    if release.node.name not in tested:
+        return UNTESTED
+    return READY if tested[release.node.name] == release.node.hash else STALE
+
+
+def _resolve(plan: Plan, release: Release, variant: Variant, settings: Settings, engine: Engine | None,
+             out_dir: Path) -> None:
+    node = release.node
+    base = root_base(plan, node)
+    if release.image is None or engine is None:
+        release.tags = planned_tags(variant, settings, node.hash, version_names=probes(node.chain, base))
+        release.pending = late_templates(settings)
+        return
+    report = read_versions(engine, node.local_ref, node.name, probes(node.chain, base))
+    release.versions = compare(report, declared(node.chain, base))
+    release.problems += report.problems()
+    release.facts = facts_of(release.image, report.versions, plan.spec.path.parent)
+    try:
+        release.tags = push_order(planned_tags(variant, settings, node.hash, release.facts))
+    except ValueError as exc:
+        release.problems.append(f"{node.name}: {exc}")
+
+
+def facts_of(image: Any, versions: dict[str, str], folder: Path) -> Facts:
+    """Build date and commit from the image's own labels (stable across re-runs), else the engine and git."""
+    labels = image.labels or {}
+    created = labels.get(CREATED_LABEL) or image.attrs.get("Created", "")
+    revision = labels.get(REVISION_LABEL) or git_revision(folder) or ""
+    return Facts(dict(versions), created[:10], revision[:7])
+
+
+def root_base(plan: Plan, node: Node) -> BaseImage | None:
+    while node.parent is not None:
+        node = plan[node.parent]
+    return node.base
+
+
+def clashes(releases: list[Release]) -> list[tuple[Release, str]]:
+    """Two images that would be pushed under one reference (possible once versions fill the templates)."""
+    seen: dict[str, str] = {}
+    problems = []
+    for release in releases:
+        for ref in release.refs():
+            other = seen.setdefault(ref, release.node.name)
+            if other != release.node.name:
+                problems.append((release, f"images '{other}' and '{release.node.name}' would both be pushed as {ref}; "
+                                          "make the tag templates tell them apart"))
+    return problems
+
+
+def refusals(releases: list[Release], out_dir: Path) -> list[str]:
+    """Why `stacks push` must not start: every problem of every image, with what to do about it."""
+    problems = []
+    for release in releases:
+        name = release.node.name
+        if release.state == NOT_BUILT:
+            problems.append(f"{name}: not built (no local image with content hash {release.node.short_hash}); run `stacks build {name}`")
+        elif release.state == UNTESTED:
+            problems.append(f"{name}: no passing smoke test on record in {out_dir / TEST_REPORT}; run `stacks test {name}`")
+        elif release.state == STALE:
+            problems.append(f"{name}: its last passing test was of other content than the plan's {release.node.short_hash}; "
+                            f"run `stacks test {name}`")
+        problems += release.problems
+    return problems

@@ -1,0 +1,186 @@
+"""The fragment library: folders of `fragment.yaml` + `Dockerfile.j2` + files.
+
+Loading checks each fragment on its own, before any stack uses it: its
+metadata against the schema, its templates for syntax errors, and every
+variable its templates read against the params it declares. A contributor
+therefore learns about a typo in a new kernel fragment from `stacks plan`,
+not from a failed build twenty minutes in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from jinja2 import meta, nodes
+
+from builder.spec.capabilities import capability_name
+from builder.errors import Location, Problem, SpecError, did_you_mean
+from builder.spec.models import FragmentFile, validate
+from builder.spec.yamlsrc import load_mapping
+
+META_FILE = "fragment.yaml"
+BODY_FILE = "Dockerfile.j2"
+STAGE_FILE = "stage.Dockerfile.j2"
+#: Variables every fragment template may read besides its own params.
+BUILTINS = frozenset({"here", "cache", "image"})
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    """A file a fragment ships into the build context (templated when it ends in .j2)."""
+
+    path: str
+    data: bytes
+    mode: int
+    template: jinja2.Template | None = None
+
+
+@dataclass(frozen=True)
+class Fragment:
+    name: str
+    folder: Path
+    meta: FragmentFile
+    body: jinja2.Template
+    stage: jinja2.Template | None
+    files: tuple[ContextFile, ...]
+    #: False when no template of the fragment can read `image`, so its output depends on params only
+    reads_image: bool = True
+
+    @property
+    def kind(self) -> str:
+        return "kernel" if self.meta.kernel else "fragment"
+
+
+@dataclass(frozen=True)
+class FragmentLibrary:
+    fragments: dict[str, Fragment]
+    env: jinja2.Environment
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.fragments
+
+    def __getitem__(self, name: str) -> Fragment:
+        return self.fragments[name]
+
+    def providers(self, capability: str) -> list[str]:
+        """Names of fragments whose provides mention `capability` (for hints)."""
+        return sorted(
+            f.name for f in self.fragments.values()
+            if any(capability_name(p) == capability for p in f.meta.provides)
+        )
+
+
+def make_environment(dirs: list[Path]) -> jinja2.Environment:
+    """One Jinja environment for all fragments: strict, deterministic, no HTML escaping."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def load_library(dirs: list[Path]) -> tuple[FragmentLibrary, list[Problem]]:
+    """Load every fragment folder under `dirs`; the first directory wins on a name clash."""
+    env = make_environment(dirs)
+    fragments: dict[str, Fragment] = {}
+    problems: list[Problem] = []
+    for folder in _fragment_folders(dirs):
+        if folder.name in fragments:
+            continue
+        fragment, found = _load_fragment(folder, env)
+        problems += found
+        if fragment is not None:
+            fragments[fragment.name] = fragment
+    return FragmentLibrary(fragments, env), problems
+
+
+def _fragment_folders(dirs: list[Path]) -> list[Path]:
+    folders = []
+    for directory in dirs:
+        if directory.is_dir():
+            folders += sorted(p.parent for p in directory.glob(f"*/{META_FILE}") if not p.parent.name.startswith(("_", ".")))
+    return folders
+
+
+def _load_fragment(folder: Path, env: jinja2.Environment) -> tuple[Fragment | None, list[Problem]]:
+    meta_path = folder / META_FILE
+    try:
+        data = load_mapping(meta_path)
+    except SpecError as exc:
+        return None, exc.problems
+    fragment_meta, problems = validate(FragmentFile, data, meta_path)
+    if fragment_meta is None:
+        return None, problems
+    if fragment_meta.name != folder.name:
+        problems.append(Problem(
+            f"fragment name '{fragment_meta.name}' differs from its folder '{folder.name}'",
+            Location(meta_path, *data.value_marks.get("name", (1, 1))),
+            f"write 'name: {folder.name}'",
+        ))
+    body_path = folder / BODY_FILE
+    if not body_path.is_file():
+        return None, problems + [Problem(f"fragment has no {BODY_FILE}", Location(folder))]
+    known = set(fragment_meta.params) | BUILTINS
+    reads: set[str] = set()
+    body, found = _compile(env, folder, BODY_FILE, known, reads)
+    problems += found
+    stage = None
+    if (folder / STAGE_FILE).is_file():
+        stage, found = _compile(env, folder, STAGE_FILE, known, reads)
+        problems += found
+    files, found = _context_files(env, folder, known, reads)
+    problems += found
+    if body is None or problems:
+        return None, problems
+    return Fragment(folder.name, folder, fragment_meta, body, stage, files, "image" in reads), []
+
+
+def _compile(env: jinja2.Environment, folder: Path, filename: str, known: set[str],
+             reads: set[str]) -> tuple[jinja2.Template | None, list[Problem]]:
+    """Compile one template and check it reads only declared variables.
+
+    The variables it reads are added to `reads`: a fragment that never reads
+    `image` renders the same for every variant, so its render is memoised.
+    """
+    path = folder / filename
+    source = path.read_text(encoding="utf-8")
+    try:
+        tree = env.parse(source, name=filename, filename=str(path))
+        template = env.get_template(f"{folder.name}/{filename}")
+    except jinja2.TemplateSyntaxError as exc:
+        return None, [Problem(f"template syntax error: {exc.message}", Location(path, exc.lineno))]
+    used = meta.find_undeclared_variables(tree)
+    reads |= used
+    problems = [
+        Problem(
+            f"template variable '{name}' is not defined",
+            Location(path, _first_use(tree, name)),
+            did_you_mean(name, known) or f"declare it under 'params' in {META_FILE}",
+        )
+        for name in sorted(used - known)
+    ]
+    return template, problems
+
+
+def _first_use(tree: nodes.Template, name: str) -> int | None:
+    lines = [n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"]
+    return min(lines) if lines else None
+
+
+def _context_files(env: jinja2.Environment, folder: Path, known: set[str],
+                   reads: set[str]) -> tuple[tuple[ContextFile, ...], list[Problem]]:
+    files, problems = [], []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative in (META_FILE, BODY_FILE, STAGE_FILE) or "__pycache__" in relative:
+            continue
+        mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+        template = None
+        if relative.endswith(".j2"):
+            template, found = _compile(env, folder, relative, known, reads)
+            problems += found
+            relative = relative[:-3]
+        files.append(ContextFile(relative, path.read_bytes(), mode, template))
+    return tuple(files), problems

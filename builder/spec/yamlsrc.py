@@ -1,0 +1,143 @@
+"""YAML loading that remembers where every key and item came from.
+
+PyYAML throws positions away once a document is built; error messages need
+them. The loader here builds `MarkedDict`/`MarkedList` containers that keep
+the line and column of each key and item, rejects duplicate keys (PyYAML
+silently keeps the last one), and `locate()` turns a validation path such as
+`("images", "lab", "fragments", 2)` back into a `Location`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from builder.errors import Location, Problem, SpecError
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class MarkedDict(dict):
+    """A mapping that knows the position of itself, each key and each value."""
+
+    start: tuple[int, int] = (0, 0)
+    key_marks: dict[Any, tuple[int, int]]
+    value_marks: dict[Any, tuple[int, int]]
+
+
+class MarkedList(list):
+    """A sequence that knows the position of itself and each item."""
+
+    start: tuple[int, int] = (0, 0)
+    item_marks: list[tuple[int, int]]
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _MarkingLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe loader whose containers carry positions; built for one file."""
+
+    duplicate_keys: list[tuple[Any, tuple[int, int]]]
+
+
+def _construct_mapping(loader: _MarkingLoader, node: yaml.MappingNode) -> MarkedDict:
+    result = MarkedDict()
+    result.start = _mark(node)
+    result.key_marks, result.value_marks = {}, {}
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            loader.duplicate_keys.append((key, _mark(key_node)))
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_marks[key] = _mark(key_node)
+        result.value_marks[key] = _mark(value_node)
+    return result
+
+
+def _construct_sequence(loader: _MarkingLoader, node: yaml.SequenceNode) -> MarkedList:
+    result = MarkedList(loader.construct_object(child, deep=True) for child in node.value)
+    result.start = _mark(node)
+    result.item_marks = [_mark(child) for child in node.value]
+    return result
+
+
+_MarkingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_MarkingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_mapping(path: Path, text: str | None = None) -> MarkedDict:
+    """Parse a YAML file whose top level must be a mapping.
+
+    Raises SpecError naming the file and line for syntax errors, duplicate
+    keys, an empty file or a top level that is not a mapping.
+    """
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError([Problem(f"cannot read file: {exc.strerror}", Location(path))]) from None
+    loader = _MarkingLoader(text)
+    loader.duplicate_keys = []
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise SpecError([_syntax_problem(path, exc)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem(f"invalid YAML: {exc}", Location(path))]) from None
+    finally:
+        loader.dispose()
+    problems = [
+        Problem(f"duplicate key '{key}'", Location(path, *mark), "each key may appear once in a mapping")
+        for key, mark in loader.duplicate_keys
+    ]
+    if data is None:
+        problems.append(Problem("file is empty; expected a mapping of settings", Location(path, 1, 1)))
+    elif not isinstance(data, MarkedDict):
+        problems.append(Problem(
+            f"top level must be a mapping (key: value), not a {_yaml_type(data)}",
+            Location(path, *getattr(data, "start", (1, 1))),
+        ))
+    if problems:
+        raise SpecError(problems)
+    return data
+
+
+def locate(root: Any, path: Sequence[Any], file: Path, *, key: bool = False) -> Location:
+    """The position of the deepest element of `path` that exists in `root`.
+
+    With `key=True` the last element is reported at its key (where an unknown
+    key stands) instead of at its value.
+    """
+    node, mark = root, getattr(root, "start", (1, 1))
+    for index, part in enumerate(path):
+        last = index == len(path) - 1
+        if isinstance(node, MarkedDict) and part in node:
+            mark = node.key_marks[part] if (last and key) else node.value_marks[part]
+            node = node[part]
+        elif isinstance(node, MarkedList) and isinstance(part, int) and 0 <= part < len(node):
+            mark = node.item_marks[part]
+            node = node[part]
+        else:
+            break
+    return Location(file, *mark)
+
+
+def _syntax_problem(path: Path, exc: yaml.MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+    what = exc.problem or "invalid YAML"
+    if exc.context:
+        what = f"{exc.context}, {what}"
+    return Problem(f"YAML syntax error: {what}", where)
+
+
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
