@@ -211,16 +211,22 @@ def connect() -> docker.DockerClient:
         )]) from None
 
 
-def detect(client: docker.DockerClient | None = None) -> Engine:
-    """Connect and choose the build path: STACKS_BUILDER=classic|buildkit forces one."""
+DEFAULT_CLIS = ("/usr/bin/docker", "/usr/local/bin/docker")
+
+
+def detect(client: docker.DockerClient | None = None, forced: str = "", clis: Iterable[str | None] = (),
+           probe_cache: Path | None = None) -> Engine:
+    """Connect and choose the build path. `forced` ("classic" or "buildkit", from STACKS_BUILDER) skips the
+    choice; `clis` are tried first, then `docker` on PATH and the usual places; probe answers are kept in
+    `probe_cache` (per CLI binary and daemon version)."""
     client = client or connect()
-    forced = os.environ.get("STACKS_BUILDER", "").lower()
+    forced = forced.lower()
     if forced == "classic":
         return Engine(client, "classic", None, "STACKS_BUILDER=classic")
     failures = []
     daemon = client.version().get("Version", "?")
-    for cli in _candidate_clis():
-        ok, why = _cached_probe(cli, daemon)
+    for cli in _candidate_clis((*clis, shutil.which("docker"), *DEFAULT_CLIS)):
+        ok, why = _cached_probe(cli, daemon, probe_cache)
         if ok:
             return Engine(client, "buildkit", cli, "probe build succeeded")
         failures.append(f"{cli}: {why}")
@@ -229,8 +235,7 @@ def detect(client: docker.DockerClient | None = None) -> Engine:
     return Engine(client, "classic", None, "no docker CLI could build with BuildKit" + (f" ({'; '.join(failures)})" if failures else ""))
 
 
-def _candidate_clis() -> list[str]:
-    names: Iterable[str | None] = (os.environ.get("STACKS_DOCKER_CLI"), shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker")
+def _candidate_clis(names: Iterable[str | None]) -> list[str]:
     seen, found = set(), []
     for name in names:
         if name and os.path.isfile(name) and os.access(name, os.X_OK):
@@ -241,24 +246,27 @@ def _candidate_clis() -> list[str]:
     return found
 
 
-def _cached_probe(cli: str, daemon: str) -> tuple[bool, str]:
+def _cached_probe(cli: str, daemon: str, cache: Path | None) -> tuple[bool, str]:
     """Probe once per (CLI binary, daemon version): the answer does not change in between."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stacks" / "engine-probe.json"
     real = os.path.realpath(cli)
     key = f"{real}:{os.stat(real).st_mtime_ns}:{daemon}"
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
+    known: dict[str, list[Any]] = {}
+    if cache is not None:
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
     if key in known:
-        return tuple(known[key])  # type: ignore[return-value]
+        ok, why = known[key]
+        return bool(ok), str(why)
     result = _probe_buildkit(cli)
     known[key] = list(result)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(known))
-    except OSError:
-        pass
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(known))
+        except OSError:
+            pass
     return result
 
 

@@ -3,23 +3,21 @@
 The engine pushes; this module asks the registry itself, before and after:
 is it reachable, does it accept the credentials, which manifest does a tag
 point at now (so a re-run skips tags that already hold the image, and a push
-is verified against what the registry really serves). Credentials come from
-STACKS_REGISTRY_USER / STACKS_REGISTRY_PASSWORD or the Docker config
-(~/.docker/config.json, credential helpers included); they are never
-printed, and `Credentials` hides the secret from repr.
+is verified against what the registry really serves). Credentials are
+handed in (adapters/credentials.py finds them); they are never printed.
 """
 from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-USER_ENV, PASSWORD_ENV = "STACKS_REGISTRY_USER", "STACKS_REGISTRY_PASSWORD"
+from builder.adapters.credentials import DOCKER_HUB, Credentials, hint
+
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
@@ -27,7 +25,6 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
 )
 INDEX_TYPES = MANIFEST_TYPES[2:]
-DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _NETWORK = re.compile(
     r"connection (refused|reset|aborted|closed)|broken pipe|\bEOF\b|i/o timeout|timed? ?out|temporar|"
     r"no route to host|network is unreachable|TLS handshake|server misbehaving|unexpected end|"
@@ -53,49 +50,6 @@ def classify(message: str) -> tuple[bool, bool]:
     if _REFUSED.search(message):
         return False, True
     return bool(_NETWORK.search(message)), False
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str = ""
-    password: str = field(default="", repr=False)
-    token: str = field(default="", repr=False)  # an identity (refresh) token from a credential helper
-    source: str = ""  # where they came from, for messages: "STACKS_REGISTRY_USER", "Docker config"
-
-    def engine_auth(self, host: str) -> dict[str, str]:
-        """The auth config the engine expects with a push."""
-        if self.token:
-            return {"identitytoken": self.token, "serveraddress": host}
-        return {"username": self.username, "password": self.password, "serveraddress": host}
-
-    def describe(self) -> str:
-        who = f"user '{self.username}'" if self.username else "an identity token"
-        return f"{who} (from {self.source})"
-
-
-def credentials_for(host: str) -> Credentials | None:
-    """Credentials for `host`: the environment first, then the Docker config; None = anonymous."""
-    user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
-    if user and password is not None:
-        return Credentials(user, password, source=f"{USER_ENV}/{PASSWORD_ENV}")
-    import docker.auth
-    import docker.errors
-
-    try:
-        config = docker.auth.load_config()
-        entry = config.resolve_authconfig(_config_key(host)) or {}
-    except docker.errors.DockerException as exc:
-        raise RegistryError(f"cannot read credentials for {host} from the Docker config: {type(exc).__name__}") from None
-    lookup = {k.lower(): v for k, v in entry.items()}
-    if lookup.get("identitytoken"):
-        return Credentials(token=lookup["identitytoken"], source="Docker config")
-    if lookup.get("username"):
-        return Credentials(lookup["username"], lookup.get("password") or "", source="Docker config")
-    return None
-
-
-def _config_key(host: str) -> str:
-    return "docker.io" if host in DOCKER_HUB else host
 
 
 def api_base(host: str) -> str:
@@ -188,8 +142,7 @@ class Registry:
         creds = self.credentials
         if scheme == "basic":
             if creds is None or not creds.username:
-                raise RegistryError(f"registry {self.host} needs credentials: set {USER_ENV} and {PASSWORD_ENV}, "
-                                    f"or `docker login {self.host}`", auth=True)
+                raise RegistryError(f"registry {self.host} needs credentials: {hint(self.host)}", auth=True)
             return "Basic " + _basic(creds.username, creds.password)
         if scheme != "bearer" or "realm" not in params:
             return None

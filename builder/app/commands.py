@@ -1,4 +1,4 @@
-"""`stacks build` and `stacks plan --explain`: wire the engine, the plan and the reports together.
+"""`stacks build`, `stacks test` and `stacks plan --explain`: a Workspace wires the stages, this module talks to the user.
 
 Ctrl-C asks running builds to stop (BuildKit aborts; no tag is written for
 an unfinished image), marks what never started as cancelled, still writes
@@ -11,77 +11,43 @@ import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
-from builder.build.images import BuildOptions, build_nodes, why_build
-from builder.adapters.docker import Engine, detect
-from builder.plan.plan import Node, Plan, load_plan
+from builder.adapters.docker import Engine
+from builder.app.workspace import Workspace
+from builder.build.images import build_nodes, why_build
+from builder.build.site import SiteError
 from builder.build.progress import Progress
 from builder.reports.report import write_reports
 
 FAILED_STATES = ("failed", "skipped", "cancelled")
 
 
-def build_options(plan: Plan, out: Path, jobs: int | None, ca_certs: tuple[Path, ...]) -> BuildOptions:
-    """Merge command line, environment and stacks.yaml settings (in that order of precedence)."""
-    settings = plan.spec.model.settings.build
-    base = plan.spec.path.parent
-    certs = list(ca_certs)
-    certs += [Path(p) for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
-    certs += [base / p for p in settings.ca_certificates]
-    return BuildOptions(
-        out_dir=out,
-        jobs=jobs or settings.jobs or max(1, os.cpu_count() or 1),
-        ca_certificates=tuple(dict.fromkeys(certs)),
-        pip_index_url=os.environ.get("STACKS_PIP_INDEX_URL") or settings.pip_index_url,
-        npm_registry=os.environ.get("STACKS_NPM_REGISTRY") or settings.npm_registry,
-        apt_mirror=os.environ.get("STACKS_APT_MIRROR") or settings.apt_mirror,
-    )
+def _say(line: str) -> None:
+    click.echo(line, err=True)
 
 
-def check_options(options: BuildOptions, mode: str) -> None:
-    """Refuse settings that would put a secret into an image or its history."""
-    for name, url in (("pip_index_url", options.pip_index_url), ("npm_registry", options.npm_registry)):
-        if url and "@" in (urlsplit(url).netloc or ""):
-            raise click.ClickException(
-                f"{name} contains credentials; build arguments are visible in `docker history`, so stacks refuses "
-                "to pass them. Use a mirror that needs no credentials on the build network."
-            )
-    if mode == "classic" and options.ca_certificates:
-        raise click.ClickException(
-            "extra CA certificates need BuildKit (they are mounted as build secrets); the classic builder could "
-            "only bake them into a layer. Install a docker CLI with BuildKit (buildx) or drop --ca-cert/STACKS_CA_CERTS."
-        )
-
-
-def select_nodes(plan: Plan, images: list[str], only_verified: bool) -> list[Node]:
-    """The selection, telling the user which images `--only-verified` leaves out and why."""
-    nodes = plan.select(images, only_verified)
-    if only_verified:
-        left_out = [n for n in plan.select(images) if not n.verified and n.kind == "image"]
-        if left_out:
-            click.echo(f"--only-verified: leaving out {len(left_out)} unverified images: "
-                       + ", ".join(n.name for n in left_out), err=True)
-    return nodes
+def workspace(spec_file: Path, out: Path = Path("build")) -> Workspace:
+    return Workspace(spec_file=spec_file, out=out, say=_say)
 
 
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path,
               ca_certs: tuple[Path, ...], only_verified: bool = False) -> int:
-    engine = detect()
+    ws = workspace(spec_file, out)
+    engine = ws.engine
     description = engine.describe()
-    click.echo(description, err=True)
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
-    nodes = select_nodes(plan, images, only_verified)
-    options = build_options(plan, out, jobs, ca_certs)
-    missing = [str(p) for p in options.ca_certificates if not Path(p).is_file()]
-    if missing:
-        raise click.ClickException(f"CA certificate file not found: {', '.join(missing)}")
-    check_options(options, engine.mode)
+    _say(description)
+    plan = ws.build_plan
+    nodes = ws.select(plan, images, only_verified)
+    options = ws.build_options(plan, jobs, ca_certs)
+    try:
+        options.site.check(engine.mode)
+    except SiteError as exc:
+        raise click.ClickException(str(exc)) from None
     if explain:
         for line in explain_lines(engine, nodes):
-            click.echo(line, err=True)
+            _say(line)
     stop = threading.Event()
     previous = _install_interrupt(engine, stop)
     progress = Progress(len(nodes))
@@ -95,20 +61,19 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
               "seconds": round(time.monotonic() - started, 1)}
     json_path, md_path = write_reports(results, out, header)
     failed = [r for r in results if r.status in FAILED_STATES]
-    click.echo(f"report: {json_path} and {md_path}", err=True)
+    _say(f"report: {json_path} and {md_path}")
     if stop.is_set():
         return 130
     if failed:
-        click.echo(f"{len(failed)} of {len(results)} images did not build: "
-                   + ", ".join(f"{r.name} ({r.status})" for r in failed), err=True)
+        _say(f"{len(failed)} of {len(results)} images did not build: "
+             + ", ".join(f"{r.name} ({r.status})" for r in failed))
         return 1
     return 0
 
 
 def explain_plan(spec_file: Path) -> str:
-    engine = detect()
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
-    return "\n".join(explain_lines(engine, list(plan))) + "\n"
+    ws = workspace(spec_file)
+    return "\n".join(explain_lines(ws.engine, list(ws.build_plan))) + "\n"
 
 
 def explain_lines(engine: Engine, nodes: list) -> list[str]:
@@ -141,9 +106,9 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     from builder.reports.report import write_test_reports
     from builder.check.smoke import detect_hardware, size_check, smoke_image
 
-    engine = detect()
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
-    nodes = [n for n in select_nodes(plan, images, only_verified) if n.kind == "image"]
+    ws = workspace(spec_file, out)
+    engine, plan = ws.engine, ws.build_plan
+    nodes = [n for n in ws.select(plan, images, only_verified) if n.kind == "image"]
     if images:
         wanted = set(images)
         nodes = [n for n in nodes if n.name in wanted or n.image in wanted]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import threading
 import time
@@ -24,8 +23,9 @@ from builder.adapters.docker import BuildFailed, BuildRequest, Cancelled, Engine
 from builder.plan.hashing import explain_change
 from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
-from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
+from builder.plan.render import write_context
 from builder.build.scheduler import Outcome, Task, run_dag
+from builder.build.site import Site
 
 LOG_TAIL = 30
 
@@ -33,11 +33,9 @@ LOG_TAIL = 30
 @dataclass(frozen=True)
 class BuildOptions:
     out_dir: Path = Path("build")
-    jobs: int = max(1, os.cpu_count() or 1)
-    ca_certificates: tuple[Path, ...] = ()
-    pip_index_url: str | None = None
-    npm_registry: str | None = None
-    apt_mirror: str | None = None
+    jobs: int = 1
+    site: Site = field(default_factory=Site)
+    lock_dir: Path = Path("build/locks")  # per-hash locks; the Workspace puts them in the user's cache
 
 
 @dataclass
@@ -83,7 +81,7 @@ def build_nodes(
     """Build `nodes` (parents first); returns one result per node, in the same order."""
     results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget) for n in nodes}
     (options.out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    secrets, build_args = _build_environment(options)
+    secrets, build_args = options.site.build_environment(options.out_dir)
     by_name = {n.name: n for n in nodes}
 
     known = engine.images_by_label(HASH_LABEL)  # one query serves every unchanged image
@@ -98,7 +96,7 @@ def build_nodes(
             if image is not None and node.local_ref in image.tags:
                 status, result.reasons = "cached", ["an image with this content hash exists"]
             else:
-                with _hash_lock(node.hash):
+                with _hash_lock(options.lock_dir, node.hash):
                     cached, result.reasons = why_build(engine, node)
                     if cached:
                         status = "cached"
@@ -153,7 +151,7 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
             assert node.base and node.base.bootstrap
             workdir = options.out_dir / "tmp"
             workdir.mkdir(parents=True, exist_ok=True)
-            tarball = bootstrap_tarball(node.base.bootstrap, workdir, sink, options.apt_mirror)
+            tarball = bootstrap_tarball(node.base.bootstrap, workdir, sink, options.site.apt_mirror)
             try:
                 engine.import_tarball(tarball, node.local_ref, labels)
             finally:
@@ -164,39 +162,6 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         write_context(node.rendered, context)
         args = {**build_args, **node.build_args}
         engine.build(BuildRequest(context, node.local_ref, labels, args, secrets), sink)
-
-
-def _build_environment(options: BuildOptions) -> tuple[dict[str, Path], dict[str, str]]:
-    """The per-run secrets and build args: CA bundle and mirrors. Never hashed, never in a layer."""
-    secrets: dict[str, Path] = {}
-    args: dict[str, str] = {}
-    if options.ca_certificates:
-        bundle = options.out_dir / "ca-bundle.pem"
-        bundle.parent.mkdir(parents=True, exist_ok=True)
-        bundle.write_bytes(ca_bundle(options.ca_certificates))
-        secrets[CA_SECRET] = bundle.resolve()
-        args.update({name: CA_PATH for name in CA_ARGS})
-    if options.pip_index_url:
-        args["PIP_INDEX_URL"] = options.pip_index_url
-    if options.npm_registry:
-        args["NPM_CONFIG_REGISTRY"] = options.npm_registry
-    return secrets, args
-
-
-def ca_bundle(extra: tuple[Path, ...]) -> bytes:
-    """Public roots plus the extra certificates: tools given this file trust both."""
-    parts: list[bytes] = []
-    try:
-        import certifi
-
-        parts.append(Path(certifi.where()).read_bytes())
-    except ImportError:
-        system = Path("/etc/ssl/certs/ca-certificates.crt")
-        if system.is_file():
-            parts.append(system.read_bytes())
-    for path in extra:
-        parts.append(Path(path).read_bytes())
-    return b"\n".join(p.rstrip(b"\n") for p in parts) + b"\n"
 
 
 def _present(engine: Engine, node: Node) -> bool:
@@ -217,8 +182,7 @@ def _latest_with_label(engine: Engine, key: str, value: str) -> Any | None:
 
 
 @contextmanager
-def _hash_lock(content_hash: str) -> Iterator[None]:
-    directory = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stacks" / "locks"
+def _hash_lock(directory: Path, content_hash: str) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / f"{content_hash}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -324,17 +324,17 @@ def run_bake(spec_file: Path, images: Iterable[str], out: Path, contexts: Path |
     """`stacks bake`: write the bake file and the contexts, then check the file and its graph against the plan."""
     import click
 
-    from builder.build.images import ca_bundle
-    from builder.plan.plan import load_plan
-    from builder.app.commands import build_options, check_options, select_nodes
+    from builder.app.commands import workspace
+    from builder.build.site import SiteError, ca_bundle
 
-    plan = load_plan(spec_file, "buildkit")  # bake always builds with BuildKit
-    nodes = select_nodes(plan, list(images), only_verified)
-    site = build_options(plan, out.parent, None, ca_certs)
-    check_options(site, "buildkit")
-    missing = [str(p) for p in site.ca_certificates if not Path(p).is_file()]
-    if missing:
-        raise click.ClickException(f"CA certificate file not found: {', '.join(missing)}")
+    ws = workspace(spec_file, out.parent)
+    plan = ws.plan("buildkit")  # bake always builds with BuildKit
+    nodes = ws.select(plan, list(images), only_verified)
+    site = ws.site(plan, ca_certs)
+    try:
+        site.check("buildkit")
+    except SiteError as exc:
+        raise click.ClickException(str(exc)) from None
     ca_file = None
     if site.ca_certificates:
         ca_file = out.parent / "ca-bundle.pem"

@@ -15,7 +15,6 @@ not. A JSON manifest of what was published is written for CI and release notes.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,17 +24,24 @@ from typing import Any, Callable
 import click
 import docker.errors
 
-from builder.adapters.docker import Engine, PushFailed, detect
+from builder.adapters.credentials import CredentialError, Keychain, hint
+from builder.adapters.docker import Engine, PushFailed
 from builder.plan.labels import rfc3339
-from builder.plan.plan import load_plan
-from builder.adapters.registry import Registry, RegistryError, classify, credentials_for
+from builder.adapters.registry import Registry, RegistryError, classify
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.reports.report import _atomic_write, human_size
 from builder.plan.tags import Tag
 
-ATTEMPTS_ENV, BACKOFF_ENV = "STACKS_PUSH_ATTEMPTS", "STACKS_PUSH_BACKOFF"
 MANIFEST = "push-manifest.json"
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Tries per registry operation, and the first wait (doubled after each failure)."""
+
+    attempts: int = 4
+    backoff: float = 2.0
 
 
 class PublishFailed(Exception):
@@ -74,7 +80,7 @@ def retry(action: Callable[[], Any], what: str, attempts: int, backoff: float, s
         except (RegistryError, PushFailed) as exc:
             retryable, auth = (exc.retryable, exc.auth) if isinstance(exc, RegistryError) else classify(str(exc))
             if auth:
-                raise PublishFailed(f"{what}: {exc}; check the credentials ({credentials_hint()})") from None
+                raise PublishFailed(f"{what}: {exc}; check the credentials ({hint()})") from None
             if not retryable or attempt == attempts:
                 tried = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
                 raise PublishFailed(f"{what}: {exc}{tried}") from None
@@ -82,10 +88,6 @@ def retry(action: Callable[[], Any], what: str, attempts: int, backoff: float, s
             say(f"  {what}: {exc}; retrying in {delay:g} s (attempt {attempt + 1} of {attempts})")
             sleep(delay)
     raise AssertionError("unreachable")
-
-
-def credentials_hint() -> str:
-    return "STACKS_REGISTRY_USER and STACKS_REGISTRY_PASSWORD, or `docker login` for the registry"
 
 
 @dataclass
@@ -136,14 +138,6 @@ class Pusher:
         return retry(action, what, self.attempts, self.backoff, self.say)
 
 
-def push_settings() -> tuple[int, float]:
-    """(attempts, backoff seconds) from STACKS_PUSH_ATTEMPTS (default 4) and STACKS_PUSH_BACKOFF (default 2)."""
-    try:
-        return max(1, int(os.environ.get(ATTEMPTS_ENV, "4"))), max(0.0, float(os.environ.get(BACKOFF_ENV, "2")))
-    except ValueError:
-        raise click.ClickException(f"{ATTEMPTS_ENV} must be a whole number and {BACKOFF_ENV} a number of seconds") from None
-
-
 def manifest_document(releases: list[Release], plan_steps: list[Step], registry: str, complete: bool) -> dict[str, Any]:
     """The push manifest: per image its tags in push order, each tag's fate, the digest and sizes."""
     images = []
@@ -192,15 +186,15 @@ def describe(release: Release) -> list[str]:
 
 
 def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool):
-    from builder.app.commands import select_nodes
+    from builder.app.commands import workspace
 
-    engine = detect()
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    ws = workspace(spec_file, out)
+    engine, plan = ws.engine, ws.build_plan
     settings = with_registry(plan.spec.model.settings, registry)
-    nodes = publishable(plan, select_nodes(plan, images, only_verified), images)
+    nodes = publishable(plan, ws.select(plan, images, only_verified), images)
     if not nodes:
         raise click.ClickException("nothing to publish: no selected image has `push: true`")
-    return engine, settings, prepare(plan, nodes, engine, settings, out)
+    return ws, settings, prepare(plan, nodes, engine, settings, out)
 
 
 def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
@@ -229,7 +223,7 @@ def _as_json(release: Release) -> dict[str, Any]:
 def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
              manifest: Path | None, only_verified: bool) -> int:
     """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed."""
-    engine, settings, releases = _load(spec_file, images, registry, out, only_verified)
+    ws, settings, releases = _load(spec_file, images, registry, out, only_verified)
     host = settings.registry.host
     problems = refusals(releases, out)
     plan_steps = steps(releases)
@@ -248,7 +242,7 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     if dry_run:
         click.echo(f"dry run: would push {summary}; nothing was pushed")
         return 0
-    failure = _push(engine, host, releases, plan_steps, summary)
+    failure = _push(ws.engine, host, releases, plan_steps, summary, ws.keychain, ws.retry_policy())
     path = manifest or out / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
@@ -266,11 +260,15 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     return 0
 
 
-def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str) -> str | None:
+def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
+          keychain: Keychain, policy: RetryPolicy) -> str | None:
     """Check access, then push every step; None when all went well, else what went wrong."""
-    attempts, backoff = push_settings()
+    attempts, backoff = policy.attempts, policy.backoff
     try:
-        credentials = credentials_for(host)
+        try:
+            credentials = keychain.lookup(host)
+        except CredentialError as exc:
+            raise RegistryError(str(exc), auth=True) from None
         api = Registry(host, credentials)
         _say(f"pushing {summary}" + (f" as {credentials.describe()}" if credentials else ""))
         retry(lambda: api.check(releases[0].path), f"checking access to {host}", attempts, backoff, _say)

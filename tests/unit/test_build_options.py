@@ -1,37 +1,42 @@
-"""Per-run build settings: merged from CLI, environment and stacks.yaml; secrets never become build args."""
+"""Per-run site settings: merged from CLI, environment and stacks.yaml; secrets never become build args."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import pytest
 
-from builder.build.images import BuildOptions, _build_environment, ca_bundle
+from builder.app.workspace import Workspace
+from builder.build.site import Site, SiteError, ca_bundle
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET
-from builder.app.commands import check_options
+
+from .helpers import plan_of
 
 
 def test_mirror_urls_with_credentials_are_refused() -> None:
-    with pytest.raises(click.ClickException, match="pip_index_url contains credentials"):
-        check_options(BuildOptions(pip_index_url="https://user:token@pypi.example.com/simple"), "buildkit")
-    with pytest.raises(click.ClickException, match="npm_registry contains credentials"):
-        check_options(BuildOptions(npm_registry="https://me:pw@npm.example.com/"), "buildkit")
-    check_options(BuildOptions(pip_index_url="https://pypi.example.com/simple"), "buildkit")
+    with pytest.raises(SiteError, match="pip_index_url contains credentials"):
+        Site(pip_index_url="https://user:token@pypi.example.com/simple").check("buildkit")
+    with pytest.raises(SiteError, match="npm_registry contains credentials"):
+        Site(npm_registry="https://me:pw@npm.example.com/").check("buildkit")
+    Site(pip_index_url="https://pypi.example.com/simple").check("buildkit")
 
 
 def test_classic_builder_refuses_ca_certificates(tmp_path: Path) -> None:
     cert = tmp_path / "ca.pem"
     cert.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-    with pytest.raises(click.ClickException, match="need BuildKit"):
-        check_options(BuildOptions(ca_certificates=(cert,)), "classic")
-    check_options(BuildOptions(ca_certificates=(cert,)), "buildkit")
+    with pytest.raises(SiteError, match="need BuildKit"):
+        Site(ca_certificates=(cert,)).check("classic")
+    Site(ca_certificates=(cert,)).check("buildkit")
+
+
+def test_missing_ca_certificate_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SiteError, match="not found: .*gone.pem"):
+        Site(ca_certificates=(tmp_path / "gone.pem",)).check("buildkit")
 
 
 def test_ca_certificates_become_a_secret_and_path_only_build_args(tmp_path: Path) -> None:
     cert = tmp_path / "corp.pem"
     cert.write_text("-----BEGIN CERTIFICATE-----\nCORPMARKER\n-----END CERTIFICATE-----\n")
-    secrets, args = _build_environment(BuildOptions(out_dir=tmp_path / "out", ca_certificates=(cert,),
-                                                    pip_index_url="https://mirror/simple"))
+    secrets, args = Site(ca_certificates=(cert,), pip_index_url="https://mirror/simple").build_environment(tmp_path / "out")
     assert set(secrets) == {CA_SECRET}
     assert b"CORPMARKER" in secrets[CA_SECRET].read_bytes()
     assert {args[name] for name in CA_ARGS} == {CA_PATH}
@@ -48,5 +53,31 @@ def test_ca_bundle_keeps_public_roots_and_adds_extras(tmp_path: Path) -> None:
 
 
 def test_no_ca_means_no_secret_and_no_ca_args(tmp_path: Path) -> None:
-    secrets, args = _build_environment(BuildOptions(out_dir=tmp_path))
+    secrets, args = Site().build_environment(tmp_path)
     assert secrets == {} and args == {}
+
+
+def test_site_settings_precedence_cli_then_environment_then_stacks_yaml(stack) -> None:
+    path = stack("""
+        settings:
+          build: {pip_index_url: "https://yaml/simple", npm_registry: "https://yaml-npm/", ca_certificates: [yaml.pem]}
+        bases:
+          local: {bootstrap: {suite: bookworm}}
+        images:
+          core: {base: local, fragments: [os]}
+    """)
+    plan = plan_of(path)
+    env = {"STACKS_PIP_INDEX_URL": "https://env/simple", "STACKS_CA_CERTS": "/env/a.pem:/env/b.pem"}
+    site = Workspace(path, env=env).site(plan, (Path("/cli.pem"),))
+    assert site.pip_index_url == "https://env/simple" and site.npm_registry == "https://yaml-npm/"
+    assert site.ca_certificates == (Path("/cli.pem"), Path("/env/a.pem"), Path("/env/b.pem"), path.parent / "yaml.pem")
+
+
+def test_the_workspace_reads_only_its_snapshot_of_the_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STACKS_HARDWARE", "gpu")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "live"))
+    ws = Workspace(tmp_path / "stacks.yaml", env={"XDG_CACHE_HOME": str(tmp_path / "snap"), "STACKS_PUSH_ATTEMPTS": "7"})
+    assert ws.check_options().hardware is None
+    assert ws.cache_dir == tmp_path / "snap" / "stacks"
+    assert ws.retry_policy().attempts == 7
+    assert Workspace(tmp_path, env={"STACKS_HARDWARE": "gpu, "}).check_options().hardware == frozenset({"gpu"})

@@ -16,7 +16,8 @@ from builder.plan.labels import git_source, image_labels
 from builder.plan.matrix import expand
 from builder.spec.models import DEFAULT_TAGS
 from builder.publish.push import PublishFailed, Step, manifest_document, retry, steps
-from builder.adapters.registry import Credentials, RegistryError, api_base, classify, credentials_for
+from builder.adapters.credentials import Credentials, DockerConfigCredentials, Keychain, StaticCredentials, default_keychain
+from builder.adapters.registry import RegistryError, api_base, classify
 from builder.publish.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals, registry_path
 from builder.publish.release import root_base
 from builder.spec.load import load_spec
@@ -298,23 +299,30 @@ def test_registry_paths_and_api_addresses() -> None:
     assert api_base("ghcr.io") == "https://ghcr.io" and api_base("[::1]:5000") == "http://[::1]:5000"
 
 
-def test_credentials_from_the_environment_never_show_the_password(monkeypatch) -> None:
-    monkeypatch.setenv("STACKS_REGISTRY_USER", "bot")
-    monkeypatch.setenv("STACKS_REGISTRY_PASSWORD", "s3cret-value")
-    creds = credentials_for("r:5000")
+def test_explicit_credentials_never_show_the_password() -> None:
+    creds = default_keychain("bot", "s3cret-value").lookup("r:5000")
     assert creds is not None and creds.username == "bot" and creds.engine_auth("r:5000")["password"] == "s3cret-value"
     assert "s3cret-value" not in repr(creds) + creds.describe()
 
 
 def test_credentials_from_the_docker_config(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("STACKS_REGISTRY_USER", raising=False)
-    monkeypatch.delenv("STACKS_REGISTRY_PASSWORD", raising=False)
     auth = base64.b64encode(b"alice:pw-from-config").decode()
     (tmp_path / "config.json").write_text(json.dumps({"auths": {"r:5000": {"auth": auth}, "https://index.docker.io/v1/": {"auth": auth}}}))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    creds = credentials_for("r:5000")
-    assert creds == Credentials("alice", "pw-from-config", source="Docker config")
-    assert credentials_for("docker.io") is not None and credentials_for("other:5000") is None
+    keychain = default_keychain(None, None)
+    assert keychain.lookup("r:5000") == Credentials("alice", "pw-from-config", source="Docker config")
+    assert keychain.lookup("docker.io") is not None and keychain.lookup("other:5000") is None
+
+
+def test_the_keychain_asks_its_sources_in_order(monkeypatch, tmp_path: Path) -> None:
+    auth = base64.b64encode(b"alice:pw-from-config").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"r:5000": {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    explicit = StaticCredentials("bot", "pw")
+    assert Keychain((explicit, DockerConfigCredentials())).lookup("r:5000").username == "bot"
+    assert Keychain((DockerConfigCredentials(), explicit)).lookup("r:5000").username == "alice"
+    assert Keychain((StaticCredentials(None, None), DockerConfigCredentials())).lookup("other:5000") is None
+    assert StaticCredentials("bot", None).lookup("r:5000") is None  # a user without a password is not a credential
 
 
 # --- labels ------------------------------------------------------------------------------

@@ -1,0 +1,141 @@
+"""The composition root: one place that reads the outside world and wires the stages.
+
+A command builds one `Workspace` from its options. The Workspace takes a
+snapshot of the environment once, resolves every setting with the same
+precedence (command line > `STACKS_*` environment > `stacks.yaml` >
+default), and builds what the stages need: the plan, the Docker engine, the
+build options, the registry keychain, the check options. Stage modules get
+these as arguments, so none of them reads `os.environ`, imports click, or
+opens its own engine connection. This is the only module that reads
+`STACKS_*` variables.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from builder.adapters.credentials import PASSWORD_ENV, USER_ENV, Keychain, default_keychain
+from builder.adapters.docker import Engine, detect
+from builder.build.images import BuildOptions
+from builder.build.site import Site
+from builder.errors import Problem, SpecError
+from builder.plan.plan import Node, Plan, load_plan
+from builder.plan.render import Mode
+from builder.publish.push import RetryPolicy
+
+Say = Callable[[str], None]
+
+# Every environment variable stacks understands, with what it sets (README and `stacks --help` agree).
+ENVIRONMENT = {
+    "STACKS_BUILDER": "force the build path: buildkit or classic",
+    "STACKS_DOCKER_CLI": "docker CLI to try first for BuildKit builds",
+    "STACKS_CA_CERTS": "extra CA certificates (PEM) for builds, separated by ':'",
+    "STACKS_PIP_INDEX_URL": "pip mirror for builds",
+    "STACKS_NPM_REGISTRY": "npm mirror for builds",
+    "STACKS_APT_MIRROR": "Debian mirror for bootstrapped bases",
+    "STACKS_HARDWARE": "hardware the checks may use (gpu), instead of detecting it",
+    "STACKS_CHROMIUM": "the Chromium binary of the browser checks",
+    USER_ENV: "registry user (with STACKS_REGISTRY_PASSWORD); else the Docker config",
+    PASSWORD_ENV: "registry password or token",
+    "STACKS_PUSH_ATTEMPTS": "tries per registry operation (default 4)",
+    "STACKS_PUSH_BACKOFF": "seconds before the first retry, doubled each time (default 2)",
+    "STACKS_REGISTRY": "registry and namespace to publish to (as --registry)",
+    "STACKS_ONLY_VERIFIED": "as --only-verified",
+    "STACKS_DEBUG": "show tracebacks of the tool itself",
+}
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What `stacks test` may use on this host."""
+
+    hardware: frozenset[str] | None = None  # None: detect
+    chromium: str | None = None  # None: look on PATH
+
+
+@dataclass
+class Workspace:
+    """One command's view of the world: the spec file, the out folder and a snapshot of the environment."""
+
+    spec_file: Path = Path("stacks.yaml")
+    out: Path = Path("build")
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    say: Say = print
+
+    # --- where state lives ------------------------------------------------------
+
+    @property
+    def cache_dir(self) -> Path:
+        """The user's cache (XDG): engine probe answers, per-hash locks."""
+        return Path(self.env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stacks"
+
+    # --- the plan ---------------------------------------------------------------
+
+    def plan(self, mode: Mode = "buildkit") -> Plan:
+        """The plan as rendered for `mode`; commands that build use `build_plan` (the engine's mode)."""
+        return load_plan(self.spec_file, mode)
+
+    @cached_property
+    def build_plan(self) -> Plan:
+        return self.plan(self.engine.mode)
+
+    def select(self, plan: Plan, images: list[str], only_verified: bool) -> list[Node]:
+        """The selection with its ancestors, saying which images `--only-verified` leaves out."""
+        nodes = plan.select(images, only_verified)
+        if only_verified:
+            left_out = [n for n in plan.select(images) if not n.verified and n.kind == "image"]
+            if left_out:
+                self.say(f"--only-verified: leaving out {len(left_out)} unverified images: "
+                         + ", ".join(n.name for n in left_out))
+        return nodes
+
+    # --- adapters ---------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+        return detect(forced=self.env.get("STACKS_BUILDER", ""), clis=(self.env.get("STACKS_DOCKER_CLI"),),
+                      probe_cache=self.cache_dir / "engine-probe.json")
+
+    @cached_property
+    def keychain(self) -> Keychain:
+        return default_keychain(self.env.get(USER_ENV), self.env.get(PASSWORD_ENV))
+
+    # --- options of the stages --------------------------------------------------
+
+    def site(self, plan: Plan, ca_certs: tuple[Path, ...] = ()) -> Site:
+        """CA certificates (all of CLI, environment and stacks.yaml) and mirrors (first that is set)."""
+        settings = plan.spec.model.settings.build
+        certs = list(ca_certs)
+        certs += [Path(p) for p in self.env.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
+        certs += [plan.spec.path.parent / p for p in settings.ca_certificates]
+        return Site(
+            ca_certificates=tuple(dict.fromkeys(certs)),
+            pip_index_url=self.env.get("STACKS_PIP_INDEX_URL") or settings.pip_index_url,
+            npm_registry=self.env.get("STACKS_NPM_REGISTRY") or settings.npm_registry,
+            apt_mirror=self.env.get("STACKS_APT_MIRROR") or settings.apt_mirror,
+        )
+
+    def build_options(self, plan: Plan, jobs: int | None, ca_certs: tuple[Path, ...] = ()) -> BuildOptions:
+        return BuildOptions(
+            out_dir=self.out,
+            jobs=jobs or plan.spec.model.settings.build.jobs or max(1, os.cpu_count() or 1),
+            site=self.site(plan, ca_certs),
+            lock_dir=self.cache_dir / "locks",
+        )
+
+    def check_options(self) -> CheckOptions:
+        forced = self.env.get("STACKS_HARDWARE")
+        hardware = None if forced is None else frozenset(h.strip() for h in forced.split(",") if h.strip())
+        return CheckOptions(hardware=hardware, chromium=self.env.get("STACKS_CHROMIUM") or None)
+
+    def retry_policy(self) -> RetryPolicy:
+        """From STACKS_PUSH_ATTEMPTS and STACKS_PUSH_BACKOFF."""
+        try:
+            return RetryPolicy(max(1, int(self.env.get("STACKS_PUSH_ATTEMPTS", "4"))),
+                               max(0.0, float(self.env.get("STACKS_PUSH_BACKOFF", "2"))))
+        except ValueError:
+            raise SpecError([Problem("STACKS_PUSH_ATTEMPTS must be a whole number and STACKS_PUSH_BACKOFF "
+                                     "a number of seconds")]) from None
