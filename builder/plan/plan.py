@@ -16,7 +16,7 @@ import networkx as nx
 from builder.plan.bases import BaseImage
 from builder.errors import Problem, SpecError, did_you_mean, raise_if_any
 from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
-from builder.plan.matrix import expand, render_text
+from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
 from builder.spec.load import Spec, load_spec
@@ -50,6 +50,8 @@ class Node:
     build_args: dict[str, str] = field(default_factory=dict)
     unverified: tuple[str, ...] = ()  # why this project's CI cannot build it (base or fragments); empty when it can
     size_budget: int | None = None  # bytes; None = no budget
+    variant: Variant | None = None  # the matrix cell this image is (None for bases)
+    root: str = ""  # name of the base at the root of its chain (a base: its own name)
 
     @property
     def verified(self) -> bool:
@@ -167,7 +169,7 @@ def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) ->
     local_ref = base.pull or f"{prefix}/{base.name}:{content_hash[:12]}"
     node = Node(
         name=base.name, kind=base.kind, parent=None, hash=content_hash, inputs=inputs,
-        local_ref=local_ref, platforms=base.platforms, base=base, weight=1,
+        local_ref=local_ref, platforms=base.platforms, base=base, weight=1, root=base.name,
         unverified=(f"base '{base.key}': {base.unverified}",) if base.unverified else (),
     )
     graph.add_node(base.name, node=node, position=position)
@@ -179,7 +181,7 @@ def _image_node(
     variant = item.variant
     definition = spec.images[variant.image]
     info = {"name": variant.name, "image": variant.image, "axes": variant.axes, "variant": variant.label}
-    root = _root_base(graph, parent)
+    root = parent.root
     try:
         rendered = render_image(variant.name, parent.local_ref, item.own, info, root, mode)
     except SpecError as exc:
@@ -204,6 +206,7 @@ def _image_node(
         platforms=_platforms(parent.platforms, item.own), weight=weight, push=definition.push,
         build_args=build_args, unverified=parent.unverified + _unverified(item.own),
         size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
+        variant=variant, root=root,
     )
 
 
@@ -218,15 +221,6 @@ def _unverified(fragments: tuple[Applied, ...]) -> tuple[str, ...]:
         f"fragment '{a.name}': {a.fragment.meta.unverified_reason or 'not verified'}"
         for a in fragments if not a.fragment.meta.verified
     )
-
-
-def _root_base(graph: nx.DiGraph, parent: Node) -> str:
-    """Name of the base at the root of the chain; scopes the apt cache so releases never share lists."""
-    node = parent
-    while node.parent is not None:
-        node = graph.nodes[node.parent]["node"]
-    return node.name
-
 
 def _platforms(parent: tuple[str, ...], fragments: tuple[Applied, ...]) -> tuple[str, ...]:
     """A parent's platforms narrowed by what each fragment supports."""

@@ -115,10 +115,15 @@ def _render(template: str, context: dict[str, Any]) -> list[str]:
     return [name.strip("-.") for name in text.split() if name.strip("-.")]
 
 
+def push_rank(tag: Tag) -> int:
+    """0 for pinned tags, 1 for moving ones, 2 for `latest`: the order a registry sees them in, so it never
+    shows a moving tag pointing at content whose pinned tags are not there yet."""
+    return 0 if not tag.moving else 2 if tag.name == "latest" else 1
+
+
 def push_order(tags: Iterable[Tag]) -> list[Tag]:
-    """Pinned tags first, then moving ones, `latest` last: a registry never shows a moving tag
-    pointing at content whose pinned tags are not there yet."""
-    return sorted(tags, key=lambda t: (t.moving, t.name == "latest"))
+    """One image's tags in push order (stable within a rank)."""
+    return sorted(tags, key=push_rank)
 
 
 def repository(settings: Settings, repo: str) -> str:

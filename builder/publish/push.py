@@ -30,7 +30,7 @@ from builder.plan.labels import rfc3339
 from builder.adapters.registry import Registry, RegistryError, classify
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.reports.report import _atomic_write, human_size
-from builder.plan.tags import Tag
+from builder.plan.tags import Tag, push_rank
 
 MANIFEST = "push-manifest.json"
 Say = Callable[[str], None]
@@ -64,11 +64,9 @@ class Step:
 
 
 def steps(releases: list[Release]) -> list[Step]:
-    """Every tag of every image in push order: all immutable tags first, then moving ones, `latest` tags last."""
-    def rank(tag: Tag) -> int:
-        return 0 if not tag.moving else 2 if tag.name == "latest" else 1
-
-    return [Step(r, t) for phase in (0, 1, 2) for r in releases for t in r.tags if rank(t) == phase]
+    """Every tag of every image in push order: all immutable tags of all images first, then moving ones,
+    `latest` tags last."""
+    return [Step(r, t) for phase in (0, 1, 2) for r in releases for t in r.tags if push_rank(t) == phase]
 
 
 def retry(action: Callable[[], Any], what: str, attempts: int, backoff: float, say: Say,

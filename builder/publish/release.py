@@ -18,7 +18,6 @@ from typing import Any
 from builder.plan.bases import BaseImage
 from builder.adapters.docker import Engine
 from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
-from builder.plan.matrix import Variant, expand
 from builder.spec.models import Registry, Settings
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.reports.report import TEST_REPORT, tested_images
@@ -84,14 +83,13 @@ def publishable(plan: Plan, nodes: list[Node], images: list[str]) -> list[Node]:
 def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Settings, out_dir: Path,
             jobs: int = 4) -> list[Release]:
     """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise."""
-    variants = {v.name: v for v in expand(plan.spec)}
     tested = tested_images(out_dir)
     releases = [_release(plan, node, settings) for node in nodes]
     for release in releases:
         release.image = _built(engine, release.node) if engine is not None else None
         release.state = _state(release, tested)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(lambda r: _resolve(plan, r, variants[r.node.name], settings, engine, out_dir), releases))
+        list(pool.map(lambda r: _resolve(plan, r, settings, engine), releases))
     for release, problem in clashes(releases):
         release.problems.append(problem)
     return releases
@@ -122,10 +120,10 @@ def _state(release: Release, tested: dict[str, str]) -> str:
     return READY if tested[release.node.name] == release.node.hash else STALE
 
 
-def _resolve(plan: Plan, release: Release, variant: Variant, settings: Settings, engine: Engine | None,
-             out_dir: Path) -> None:
+def _resolve(plan: Plan, release: Release, settings: Settings, engine: Engine | None) -> None:
     node = release.node
-    base = root_base(plan, node)
+    variant, base = node.variant, plan[node.root].base
+    assert variant is not None, "only images are released"
     if release.image is None or engine is None:
         release.tags = planned_tags(variant, settings, node.hash, version_names=probes(node.chain, base))
         release.pending = late_templates(settings)
@@ -146,12 +144,6 @@ def facts_of(image: Any, versions: dict[str, str], folder: Path) -> Facts:
     created = labels.get(CREATED_LABEL) or image.attrs.get("Created", "")
     revision = labels.get(REVISION_LABEL) or git_revision(folder) or ""
     return Facts(dict(versions), created[:10], revision[:7])
-
-
-def root_base(plan: Plan, node: Node) -> BaseImage | None:
-    while node.parent is not None:
-        node = plan[node.parent]
-    return node.base
 
 
 def clashes(releases: list[Release]) -> list[tuple[Release, str]]:

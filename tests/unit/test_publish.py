@@ -19,7 +19,6 @@ from builder.publish.push import PublishFailed, Step, manifest_document, retry, 
 from builder.adapters.credentials import Credentials, DockerConfigCredentials, Keychain, StaticCredentials, default_keychain
 from builder.adapters.registry import RegistryError, api_base, classify
 from builder.publish.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals, registry_path
-from builder.publish.release import root_base
 from builder.spec.load import load_spec
 from builder.plan.tags import Facts, Tag, planned_tags, push_order, tags_for
 from builder.plan.versions import VersionReport, compare, compatible, declared, probes
@@ -151,7 +150,8 @@ def test_declared_versions_are_prefixes_at_component_boundaries(declared_version
 def test_probes_and_declared_versions_follow_the_chain_with_params_filled_in(stack) -> None:
     plan = plan_of(lab_stack(stack))
     node = plan["lab-trixie"]
-    base = root_base(plan, node)
+    base = plan[node.root].base
+    assert node.variant is not None and node.variant.name == "lab-trixie" and node.root == "debian-trixie"
     found = probes(node.chain, base)
     assert list(found) == ["os", "python"]
     assert found["os"].source == "base 'debian'" and found["python"].source == "fragment 'py'"
