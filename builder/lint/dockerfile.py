@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from builder.errors import Location
+from builder.plan.dockerfile import Instruction, instructions
 from builder.spec.fragments import BODY_FILE, Fragment
 from builder.plan.plan import Node, Plan
 
 PRAGMA = re.compile(r"#\s*stacks-lint\s+ignore=([\w,-]+)")
 _HEADER = re.compile(r"^# --- fragment: (\S+)")
-_INSTRUCTION = re.compile(r"^\s*([A-Za-z]+)\b")
 _DOWNLOAD = re.compile(r"\b(curl|wget)\b|urllib\.request|urlopen\(|Invoke-WebRequest")
 _PIPE_TO_SHELL = re.compile(
     r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+(-\S+\s+)*)?(env\s+\S+\s+)*((ba|da|z|k)?sh|python\d*(\.\d+)?|perl|ruby|node)\b")
@@ -38,47 +38,16 @@ _EXECUTES = re.compile(
     r"|(^|[;&|]\s*)\./\S+")
 
 
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    first: int  # 0-based index of its first line in the Dockerfile
-    text: str  # continuation lines joined
-    pragmas: frozenset[str]  # rules a `# stacks-lint ignore=` comment right above turns off
-
-
-def instructions(text: str) -> list[Instruction]:
-    """The Dockerfile's instructions with continuation lines joined (comment lines inside them dropped, as Docker does)."""
-    found: list[Instruction] = []
-    lines = text.split("\n")
-    comments: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if not line.strip() or line.lstrip().startswith("#"):
-            comments = comments + [line] if line.strip() else []
-            index += 1
-            continue
-        first, parts = index, []
-        while index < len(lines):
-            current = lines[index]
-            index += 1
-            if index - 1 > first and (not current.strip() or current.lstrip().startswith("#")):
-                continue  # comment and empty lines inside a continued instruction are dropped
-            parts.append(current.rstrip().removesuffix("\\"))
-            if not current.rstrip().endswith("\\"):
-                break
-        match = _INSTRUCTION.match(line)
-        pragmas = {rule for c in comments for m in PRAGMA.finditer(c) for rule in m[1].split(",")}
-        found.append(Instruction(match[1].upper() if match else "", first, " ".join(parts), frozenset(pragmas)))
-        comments = []
-    return found
+def pragmas(ins: Instruction) -> frozenset[str]:
+    """Rules a `# stacks-lint ignore=` comment right above an instruction turns off."""
+    return frozenset(rule for c in ins.comments for m in PRAGMA.finditer(c) for rule in m[1].split(","))
 
 
 def download_findings(text: str) -> list[tuple[int, str, str]]:
     """(line index, message, hint) for downloads that run unchecked code."""
     found = []
     for ins in instructions(text):
-        if ins.keyword != "RUN" or "download" in ins.pragmas or not _DOWNLOAD.search(ins.text):
+        if ins.keyword != "RUN" or "download" in pragmas(ins) or not _DOWNLOAD.search(ins.text):
             continue
         if _PIPE_TO_SHELL.search(ins.text):
             found.append((ins.first, "a download is piped into an interpreter: nothing checks what runs",

@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 import networkx as nx
 
+from builder.plan.dockerfile import froms
 from builder.plan.labels import CREATED_LABEL, image_labels
 from builder.plan.plan import Node, Plan
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
@@ -43,7 +44,6 @@ TARGET_KEYS = frozenset({
     "ssh", "cache-from", "cache-to", "output", "target", "pull", "no-cache", "network", "attest", "annotations",
     "inherits", "description", "entitlements", "shm-size", "ulimits", "matrix", "name", "call", "no-cache-filter",
 })
-_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
 _REFERENCE = re.compile(rf"^(?:[a-z0-9.-]+(?::\d+)?/)?{REPOSITORY.pattern[1:-1]}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$")
 
 
@@ -239,23 +239,13 @@ def _check_files(target: dict[str, Any], root: Path) -> list[str]:
         return [f"no Dockerfile at {dockerfile}"]
     stages: set[str] = set()
     problems = []
-    for ref, stage in dockerfile_froms(dockerfile.read_text(encoding="utf-8")):
+    for ref, stage in froms(dockerfile.read_text(encoding="utf-8")):
         named = ref in target.get("contexts", {})
         if not named and ref not in stages and ref != "scratch" and ref.startswith("stacks/"):
             problems.append(f"FROM {ref}: a local image that no named context provides")
         if stage:
             stages.add(stage)
     return problems
-
-
-def dockerfile_froms(text: str) -> list[tuple[str, str | None]]:
-    """(reference, stage name) of each FROM, in order."""
-    found = []
-    for line in text.splitlines():
-        match = _FROM.match(line)
-        if match:
-            found.append((match[1], match[2]))
-    return found
 
 
 def bake_graph(document: dict[str, Any], root: Path | None) -> nx.DiGraph:
@@ -272,8 +262,8 @@ def bake_graph(document: dict[str, Any], root: Path | None) -> nx.DiGraph:
         contexts = target.get("contexts", {})
         refs = list(contexts)
         if root is not None:
-            froms = dockerfile_froms((root / target["context"] / target.get("dockerfile", "Dockerfile")).read_text(encoding="utf-8"))
-            refs = froms[-1:] and [froms[-1][0]]
+            found = froms((root / target["context"] / target.get("dockerfile", "Dockerfile")).read_text(encoding="utf-8"))
+            refs = found[-1:] and [found[-1][0]]
         for ref in refs:
             source = contexts.get(ref, ref)
             parent = source[len("target:"):] if source.startswith("target:") else source

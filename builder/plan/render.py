@@ -18,6 +18,7 @@ from typing import Any, Literal
 import jinja2
 
 from builder.errors import Location, Problem, SpecError
+from builder.plan.dockerfile import instructions
 from builder.plan.resolve import Applied
 
 Mode = Literal["buildkit", "classic"]
@@ -29,7 +30,6 @@ MIRROR_ARGS = ("PIP_INDEX_URL", "NPM_CONFIG_REGISTRY")
 CA_SECRET = "stacks-ca"
 CA_PATH = f"/run/secrets/{CA_SECRET}"
 _RUN = re.compile(r"^(\s*)RUN(\s+)", re.IGNORECASE)
-_FROM = re.compile(r"^\s*FROM\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -150,17 +150,16 @@ def _template_line(path: Path) -> int | None:
 
 def _inject_build_env(text: str, mode: Mode) -> str:
     """Declare the per-run ARGs after every FROM and, with BuildKit, mount the optional CA secret into every RUN."""
+    starts = {ins.first: ins.keyword for ins in instructions(text)}
     out: list[str] = []
-    continued = False
-    for line in text.split("\n"):
-        if not continued and _FROM.match(line):
+    for index, line in enumerate(text.split("\n")):
+        keyword = starts.get(index)
+        if keyword == "FROM":
             out += [line, "ARG " + " ".join(CA_ARGS + MIRROR_ARGS)]
-        elif not continued and mode == "buildkit" and _RUN.match(line):
+        elif keyword == "RUN" and mode == "buildkit":
             out.append(_RUN.sub(lambda m: f"{m[1]}RUN --mount=type=secret,id={CA_SECRET},mode=0444{m[2]}", line, count=1))
         else:
             out.append(line)
-        stripped = line.rstrip()
-        continued = stripped.endswith("\\") and not stripped.lstrip().startswith("#")
     return "\n".join(out)
 
 

@@ -9,7 +9,8 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from builder.outputs.bake import (BakeOptions, bake_graph, check_bake, dockerfile_froms, graph_difference, make_bake,
+from builder.plan.dockerfile import froms
+from builder.outputs.bake import (BakeOptions, bake_graph, check_bake, graph_difference, make_bake,
                           plan_graph, write_bake)
 from builder.app.cli import cli
 from builder.plan.labels import CREATED_LABEL, image_labels
@@ -69,7 +70,7 @@ def test_targets(plan: Plan, tmp_path: Path) -> None:
     leaf = targets["leaf"]
     assert leaf["context"] == "bake/leaf" and (tmp_path / "bake/leaf/Dockerfile").read_text() == plan["leaf"].rendered.dockerfile
     assert leaf["contexts"] == {plan["mid"].local_ref: "target:mid"}
-    assert dockerfile_froms(plan["leaf"].rendered.dockerfile)[-1][0] == plan["mid"].local_ref
+    assert froms(plan["leaf"].rendered.dockerfile)[-1][0] == plan["mid"].local_ref
     assert leaf["tags"] == ["registry.example.com/team/leaf:latest"]
     assert leaf["args"] == {"FLAVOUR": "plain"}
     assert leaf["labels"]["io.stacks.hash"] == plan["leaf"].hash

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from builder.app.cli import cli
-from builder.lint.dockerfile import align, download_findings, find_hadolint, instructions, lint_view
+from builder.lint.dockerfile import align, download_findings, find_hadolint, lint_view, pragmas
+from builder.plan.dockerfile import instructions
 from builder.lint.rules import Finding, lint
 
 from .helpers import plan_of
@@ -236,7 +237,8 @@ def test_instructions_join_continuations() -> None:
     found = instructions(text)
     assert [(i.keyword, i.first) for i in found] == [("RUN", 2), ("USER", 5)]
     assert "&& b" in found[0].text and "inner" not in found[0].text
-    assert found[0].pragmas == {"download"} and found[1].pragmas == frozenset()
+    assert pragmas(found[0]) == {"download"} and pragmas(found[1]) == frozenset()
+    assert found[0].last == 4 and found[1].last == 5
 
 
 def test_align_maps_rendered_lines_to_template_lines() -> None:
