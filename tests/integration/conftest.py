@@ -52,9 +52,9 @@ def client() -> docker.DockerClient:
 
 
 class RegistryServer:
-    """Debian's docker-registry on 127.0.0.1 (optionally with htpasswd auth), stoppable by a test."""
+    """Debian's docker-registry on 127.0.0.1 (optionally with htpasswd auth, or any `auth:` section), stoppable by a test."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None):
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, auth: str = ""):
         exe = shutil.which("docker-registry")
         if exe is None:
             pytest.fail("integration tests need Debian's docker-registry (installed by scripts/ensure-engine.sh)")
@@ -64,7 +64,6 @@ class RegistryServer:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.host = f"127.0.0.1:{self.port}"
-        auth = ""
         if users:
             htpasswd = folder / "htpasswd"
             htpasswd.write_text("".join(_htpasswd_line(user, password) for user, password in users.items()))

@@ -337,3 +337,55 @@ def test_reference_images_report_the_versions_their_spec_declares(reference: dic
     polyglot = rows["polyglot-bookworm"]["versions"]
     assert polyglot["node"].startswith("18.") and polyglot["java"].startswith("17") and polyglot["tslab"] == "1.0.22"
     assert rows["pytorch-bookworm"]["versions"]["cuda"] == "12.8" and rows["pytorch-bookworm"]["versions"]["torch"] == "2.9.1"
+
+
+# --- Bearer tokens: the login Docker Hub, GHCR and Quay use ------------------------------
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path):
+    """A registry on 127.0.0.1 in `auth: token` mode, with its token service (tests/integration/token_auth.py)."""
+    from .token_auth import TokenIssuer
+
+    password = f"tok-{uuid.uuid4().hex[:12]}"
+    issuer = TokenIssuer(tmp_path / "issuer", "stacks", password)
+    registry = RegistryServer(tmp_path / "token-registry", auth=issuer.registry_auth())
+    registry.issuer, registry.password = issuer, password  # type: ignore[attr-defined]
+    yield registry
+    registry.stop()
+    issuer.stop()
+
+
+def bearer_served(registry, repo: str, tag: str) -> str | None:
+    """The digest `repo:tag` serves, asked with a token of our own (proves the registry really wants one)."""
+    url = f"http://{registry.host}/v2/{repo}/manifests/{tag}"
+    assert requests.get(url, headers={"Accept": ACCEPT}, timeout=30).status_code == 401
+    token = registry.issuer.token([f"repository:{repo}:pull"], "stacks")
+    response = requests.get(url, headers={"Accept": ACCEPT, "Authorization": f"Bearer {token}"}, timeout=30)
+    return None if response.status_code == 404 else response.headers["Docker-Content-Digest"]
+
+
+def test_push_through_a_bearer_token_login(stack: dict, token_registry) -> None:
+    target = f"{token_registry.host}/tokens"
+    env = {"STACKS_REGISTRY_USER": "stacks", "STACKS_REGISTRY_PASSWORD": token_registry.password}
+    result = push(stack, "root", "--registry", target, env=env)
+    assert result.returncode == 0, result.stderr
+    assert token_registry.password not in result.stdout + result.stderr
+    manifest = json.loads((stack["folder"] / "build" / "push-manifest.json").read_text())
+    digest = manifest["images"][0]["digest"]
+    assert digest and bearer_served(token_registry, "tokens/root", "latest") == digest
+    asked = token_registry.issuer.requests
+    assert any(r["granted"] == "yes" and "push" in r["scope"] for r in asked), asked  # the engine's login
+    assert any(r["granted"] == "yes" and r["scope"] == "repository:tokens/root:pull" for r in asked), asked  # ours
+    again = push(stack, "root", "--registry", target, env=env)
+    assert again.returncode == 0 and "unchanged" in again.stderr, again.stderr
+
+
+def test_a_refused_bearer_token_login_fails_cleanly(stack: dict, token_registry) -> None:
+    secret = f"wrong-{uuid.uuid4().hex[:10]}"
+    result = push(stack, "root", "--registry", f"{token_registry.host}/tokens",
+                  env={"STACKS_REGISTRY_USER": "stacks", "STACKS_REGISTRY_PASSWORD": secret})
+    assert_clean_failure(result, secret, token_registry.password)
+    assert f"registry {token_registry.host} refused user 'stacks'" in result.stderr
+    assert "token service" in result.stderr and "retrying" not in result.stderr
+    assert bearer_served(token_registry, "tokens/root", "latest") is None
