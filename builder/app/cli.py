@@ -132,19 +132,21 @@ def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Pa
 @click.argument("images", nargs=-1)
 @REGISTRY_OPTION
 @click.option("--dry-run", is_flag=True, help="Check everything and print what would be pushed; push nothing.")
+@click.option("--overwrite-immutable", is_flag=True,
+              help="Replace immutable tags that already hold other content (refused by default).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
               help="Where the test report is and the push manifest goes.")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="Where to write the push manifest (JSON). Default: OUT/push-manifest.json.")
 @ONLY_VERIFIED
-def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run: bool, out: Path,
-         manifest: Path | None, only_verified: bool) -> None:
+def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run: bool, overwrite_immutable: bool,
+         out: Path, manifest: Path | None, only_verified: bool) -> None:
     """Publish tested IMAGES (default: every image with `push: true`): immutable tags first, moving ones after,
     each verified against the registry; tags already there are skipped. Credentials: STACKS_REGISTRY_USER and
     STACKS_REGISTRY_PASSWORD, or the Docker config (`docker login`)."""
     from builder.publish.push import run_push
 
-    sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified))
+    sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, overwrite_immutable))
 
 
 @cli.command(name="hub-config")

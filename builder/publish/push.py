@@ -96,9 +96,17 @@ class Pusher:
     say: Say
     attempts: int = 4
     backoff: float = 2.0
+    overwrite_immutable: bool = False
 
     def run(self, plan_steps: list[Step]) -> None:
-        """Push every step in order; on the first failure mark it failed, the rest not attempted, and raise."""
+        """Refuse if an immutable tag already holds other content; then push every step in order. On the
+        first failure mark it failed, the rest not attempted, and raise."""
+        try:
+            self.guard_immutable(plan_steps)
+        except PublishFailed:
+            for step in plan_steps:
+                step.status = "not attempted"
+            raise
         for index, step in enumerate(plan_steps):
             try:
                 self.one(step)
@@ -108,10 +116,30 @@ class Pusher:
                     later.status = "not attempted"
                 raise
 
+    def guard_immutable(self, plan_steps: list[Step]) -> None:
+        """An immutable tag is a promise: once it serves an image, it serves that image. A rebuild that did
+        not reproduce the same bytes (same commit, other content) must not silently replace it."""
+        if self.overwrite_immutable:
+            return
+        taken = []
+        for step in plan_steps:
+            if step.tag.moving:
+                continue
+            remote = self._retry(lambda s=step: self.registry.manifest(s.release.path, s.tag.name, _platform(s.release)),
+                                 f"reading {step.ref}")
+            if remote is not None and remote.config != step.release.image_id:
+                taken.append(f"{step.ref} (serves image {remote.config}, this build is {step.release.image_id})")
+        if taken:
+            raise PublishFailed(
+                "immutable tags already hold other content: " + "; ".join(taken)
+                + ". Nothing was pushed. Rebuild from the commit that made them, change the tag templates, "
+                  "or pass --overwrite-immutable to replace them."
+            )
+
     def one(self, step: Step) -> None:
         release, tag = step.release, step.tag
         self.engine.tag(release.image, step.ref)
-        platform = (release.image.attrs.get("Os", "linux"), release.image.attrs.get("Architecture", "amd64"))
+        platform = _platform(release)
         remote = self._retry(lambda: self.registry.manifest(release.path, tag.name, platform), f"reading {step.ref}")
         if remote is not None and remote.config == release.image_id:
             step.status, step.digest, step.size = "unchanged", remote.digest, remote.size
@@ -134,6 +162,11 @@ class Pusher:
 
     def _retry(self, action: Callable[[], Any], what: str) -> Any:
         return retry(action, what, self.attempts, self.backoff, self.say)
+
+
+def _platform(release: Release) -> tuple[str, str]:
+    attrs = release.image.attrs if release.image is not None else {}
+    return attrs.get("Os", "linux"), attrs.get("Architecture", "amd64")
 
 
 def manifest_document(releases: list[Release], plan_steps: list[Step], registry: str, complete: bool) -> dict[str, Any]:
@@ -219,7 +252,7 @@ def _as_json(release: Release) -> dict[str, Any]:
 
 
 def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
-             manifest: Path | None, only_verified: bool) -> int:
+             manifest: Path | None, only_verified: bool, overwrite_immutable: bool = False) -> int:
     """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed."""
     ws, settings, releases = _load(spec_file, images, registry, out, only_verified)
     host = settings.registry.host
@@ -240,7 +273,7 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     if dry_run:
         click.echo(f"dry run: would push {summary}; nothing was pushed")
         return 0
-    failure = _push(ws.engine, host, releases, plan_steps, summary, ws.keychain, ws.retry_policy())
+    failure = _push(ws.engine, host, releases, plan_steps, summary, ws.keychain, ws.retry_policy(), overwrite_immutable)
     path = manifest or out / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
@@ -259,7 +292,7 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
 
 
 def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
-          keychain: Keychain, policy: RetryPolicy) -> str | None:
+          keychain: Keychain, policy: RetryPolicy, overwrite_immutable: bool = False) -> str | None:
     """Check access, then push every step; None when all went well, else what went wrong."""
     attempts, backoff = policy.attempts, policy.backoff
     try:
@@ -271,7 +304,7 @@ def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[S
         _say(f"pushing {summary}" + (f" as {credentials.describe()}" if credentials else ""))
         retry(lambda: api.check(releases[0].path), f"checking access to {host}", attempts, backoff, _say)
         auth = credentials.engine_auth(host) if credentials else None
-        Pusher(engine, api, auth, _say, attempts, backoff).run(plan_steps)
+        Pusher(engine, api, auth, _say, attempts, backoff, overwrite_immutable).run(plan_steps)
         return None
     except (PublishFailed, RegistryError, docker.errors.DockerException) as exc:
         for step in plan_steps:

@@ -362,3 +362,105 @@ def test_git_remotes_become_browsable_urls_without_credentials(tmp_path: Path, r
 def test_step_reference() -> None:
     step = Step(release("a"), Tag("t", "t", True))
     assert step.ref == "reg:5000/ns/a:t"
+
+
+# --- the pusher, against a fake engine and registry ----------------------------------------
+
+
+class FakeRegistry:
+    """What a registry serves per tag: {path:tag: (manifest digest, config digest)}."""
+
+    def __init__(self, served: dict[str, tuple[str, str]] | None = None):
+        self.served = dict(served or {})
+
+    def manifest(self, path: str, tag: str, platform=("linux", "amd64")):
+        from builder.adapters.registry import RemoteManifest
+
+        found = self.served.get(f"{path}:{tag}")
+        return RemoteManifest(found[0], found[1], 100) if found else None
+
+
+class FakeEngine:
+    """Pushing a tag makes the fake registry serve the tagged image."""
+
+    def __init__(self, registry: FakeRegistry, fail_on: str = ""):
+        self.registry, self.fail_on, self.pushed, self.tagged = registry, fail_on, [], []
+
+    def tag(self, image, ref: str) -> None:
+        self.tagged.append((image.id, ref))
+
+    def push(self, repository: str, tag: str, auth, sink) -> str:
+        from builder.adapters.docker import PushFailed
+
+        if tag == self.fail_on:
+            raise PushFailed("connection reset by peer")
+        image_id = next(i for i, ref in reversed(self.tagged) if ref == f"{repository}:{tag}")
+        self.pushed.append(tag)
+        path = repository.split("/", 1)[1]
+        self.registry.served[f"{path}:{tag}"] = (f"sha256:m-{image_id}", image_id)
+        return f"sha256:m-{image_id}"
+
+
+def pusher(registry: FakeRegistry, engine: FakeEngine, **kwargs):
+    from builder.publish.push import Pusher
+
+    return Pusher(engine, registry, None, lambda line: None, attempts=1, backoff=0, **kwargs)  # type: ignore[arg-type]
+
+
+def lab_steps():
+    a = release("a", tags=(Tag("a-sha", "", False), Tag("latest", "latest", True)))
+    return steps([a])
+
+
+def test_the_pusher_pushes_in_order_verifies_and_skips_what_is_there() -> None:
+    registry = FakeRegistry()
+    engine = FakeEngine(registry)
+    plan = lab_steps()
+    pusher(registry, engine).run(plan)
+    assert engine.pushed == ["a-sha", "latest"] and [s.status for s in plan] == ["pushed", "pushed"]
+    assert plan[0].digest == "sha256:m-sha256:a"
+    again = lab_steps()
+    pusher(registry, engine).run(again)
+    assert engine.pushed == ["a-sha", "latest"] and [s.status for s in again] == ["unchanged", "unchanged"]
+
+
+def test_an_immutable_tag_holding_other_content_is_refused_before_any_push() -> None:
+    registry = FakeRegistry({"ns/a:a-sha": ("sha256:old-manifest", "sha256:other-build")})
+    engine = FakeEngine(registry)
+    plan = lab_steps()
+    with pytest.raises(PublishFailed, match=r"immutable tags already hold other content: reg:5000/ns/a:a-sha .*--overwrite-immutable"):
+        pusher(registry, engine).run(plan)
+    assert engine.pushed == [] and [s.status for s in plan] == ["not attempted", "not attempted"]
+    forced = lab_steps()
+    pusher(registry, engine, overwrite_immutable=True).run(forced)
+    assert engine.pushed == ["a-sha", "latest"]
+
+
+def test_a_moving_tag_holding_other_content_is_simply_moved() -> None:
+    registry = FakeRegistry({"ns/a:latest": ("sha256:old", "sha256:older-build")})
+    engine = FakeEngine(registry)
+    plan = lab_steps()
+    pusher(registry, engine).run(plan)
+    assert engine.pushed == ["a-sha", "latest"]
+
+
+def test_a_failed_push_marks_the_rest_not_attempted() -> None:
+    registry = FakeRegistry()
+    engine = FakeEngine(registry, fail_on="a-sha")
+    plan = lab_steps()
+    with pytest.raises(PublishFailed, match="connection reset"):
+        pusher(registry, engine).run(plan)
+    assert [s.status for s in plan] == ["failed", "not attempted"] and engine.pushed == []
+
+
+def test_a_registry_serving_something_else_after_the_push_fails_verification() -> None:
+    registry = FakeRegistry()
+
+    class LyingEngine(FakeEngine):
+        def push(self, repository, tag, auth, sink):
+            super().push(repository, tag, auth, sink)
+            return "sha256:not-what-it-serves"
+
+    plan = lab_steps()
+    with pytest.raises(PublishFailed, match="verifying reg:5000/ns/a:a-sha: the registry serves"):
+        pusher(registry, LyingEngine(registry)).run(plan)
