@@ -96,12 +96,16 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
 @click.argument("images", nargs=-1)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Images tested at the same time.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
+@click.option("--allow-not-run", "allow_not_run", multiple=True, metavar="CHECK",
+              help="A check (by name or kind, e.g. browser) that may stay 'not run' without failing its image; repeatable. "
+                   "Checks that need missing hardware (a GPU) never fail for that.")
 @ONLY_VERIFIED
-def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, only_verified: bool) -> None:
+def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, allow_not_run: tuple[str, ...],
+                only_verified: bool) -> None:
     """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
     from builder.app.commands import run_tests
 
-    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified))
+    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, allow_not_run))
 
 
 REGISTRY_OPTION = click.option(

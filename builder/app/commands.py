@@ -99,9 +99,12 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
     return signal.getsignal(signal.SIGINT)
 
 
-def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False) -> int:
+def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False,
+              allow_not_run: tuple[str, ...] = ()) -> int:
     """`stacks test`: smoke-test built images; nothing that is not built is tested."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from builder.check.gate import apply_gate
 
     from builder.reports.report import write_test_reports
     from builder.check.smoke import detect_hardware, size_check, smoke_image
@@ -121,7 +124,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     def one(node):
         results = smoke_image(engine, node, out, hardware)
         budget = size_check(engine, node)
-        results += [budget] if budget else []
+        results = apply_gate(node, results + ([budget] if budget else []), frozenset(allow_not_run))
         failed = [r for r in results if r.status == "failed"]
         click.echo(f"{'FAILED' if failed else 'passed'} {node.name}: {len(results) - len(failed)}/{len(results)} checks", err=True)
         for r in failed:

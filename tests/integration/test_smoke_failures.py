@@ -180,3 +180,22 @@ def test_only_passing_images_are_publishable(outcome: dict) -> None:
     from builder.reports.report import tested_images
 
     assert not any(name.startswith("smoketest-") for name in tested_images(outcome["folder"] / "build"))
+
+
+def test_a_check_that_could_not_run_fails_the_image_unless_allowed_by_name(broken: Path) -> None:
+    """Without Chromium the browser checks cannot run: that must not pass as a tested image."""
+    env = {"STACKS_CHROMIUM": "/nonexistent/chromium"}
+    strict = stacks("test", "lab-bookworm", "--out", "build-nochromium", cwd=broken, env=env, timeout=900)
+    assert strict.returncode == 1, strict.stderr
+    checks = json.loads((broken / "build-nochromium" / "test-report.json").read_text())["checks"]
+    browser = [c for c in checks if c["kind"] == "browser"]
+    assert browser and all(c["status"] == "failed" and "--allow-not-run" in c["got"] for c in browser), browser
+    from builder.reports.report import tested_images
+
+    assert "lab-bookworm" not in tested_images(broken / "build-nochromium")
+    allowed = stacks("test", "lab-bookworm", "--out", "build-nochromium", "--allow-not-run", "browser",
+                     cwd=broken, env=env, timeout=900)
+    assert allowed.returncode == 0, allowed.stderr
+    checks = json.loads((broken / "build-nochromium" / "test-report.json").read_text())["checks"]
+    assert {c["status"] for c in checks if c["kind"] == "browser"} == {"not run"}
+    assert "lab-bookworm" in tested_images(broken / "build-nochromium")
