@@ -10,49 +10,123 @@ jupyter_client picks ports by binding and releasing them, so two probes
 starting together can pick the same ones and talk to each other's kernel
 ("Invalid Signature"); each probe therefore gets its own five ports from
 FIRST_PORT on.
+
+Readiness is a kernel_info reply on the shell channel. jupyter_client's
+`wait_for_ready` also insists on an IOPub message right after that reply;
+a kernel that publishes nothing on IOPub for kernel_info (the Kotlin kernel)
+and whose one start-up status was published before the client's
+subscription was connected (a race that a loaded machine makes likely)
+then never counts as ready. So this probe waits for the shell reply only,
+and if the snippet's outputs do not arrive on IOPub although the shell
+says it ran, it runs the snippet once more on the now connected channel.
 """
 import json
+import queue
 import sys
 import time
 
-name, code, timeout, first_port = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-result = {"output": "", "error": None}
-km = None
-try:
+
+
+class Clock:
+    """The probe's one deadline."""
+
+    def __init__(self, timeout: float):
+        self.timeout, self.deadline = timeout, time.monotonic() + timeout
+
+    def left(self) -> float:
+        return max(0.1, self.deadline - time.monotonic())
+
+    def over(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+def wait_for_shell_reply(kc, km, clock: Clock) -> None:
+    """kernel_info until the kernel replies on the shell channel (asking again each second)."""
+    while True:
+        kc.kernel_info()
+        try:
+            while True:
+                msg = kc.get_shell_msg(timeout=1)
+                if msg["msg_type"] == "kernel_info_reply":
+                    return
+        except queue.Empty:
+            pass
+        if not km.is_alive():
+            raise RuntimeError("the kernel died before replying to kernel_info")
+        if clock.over():
+            raise RuntimeError(f"no kernel_info reply in {clock.timeout:.0f} seconds")
+
+
+def run(kc, snippet: str, grace: float, clock: Clock) -> tuple[bool, str, str | None]:
+    """(complete, output, error) of one execution: complete once IOPub said idle for it, or False when the
+    shell replied but IOPub stayed silent for `grace` seconds after that reply."""
+    msg_id = kc.execute(snippet)
+    parts, error, replied_at = [], None, None
+    while True:
+        wait = min(1.0, clock.left())
+        try:
+            msg = kc.get_iopub_msg(timeout=wait)
+        except queue.Empty:
+            msg = None
+        if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+            content, kind = msg["content"], msg["msg_type"]
+            if kind == "stream":
+                parts.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                data = content["data"]  # kernels differ: text/plain, text/markdown (C++), text/html...
+                parts.append(data.get("text/plain") or next((v for k, v in sorted(data.items()) if k.startswith("text/")), ""))
+            elif kind == "error":
+                error = f"{content['ename']}: {content['evalue']}"
+            elif kind == "status" and content["execution_state"] == "idle":
+                return True, "".join(parts), error
+        if replied_at is None:
+            try:
+                reply = kc.get_shell_msg(timeout=0.01)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    replied_at = time.monotonic()
+            except queue.Empty:
+                pass
+        elif not parts and time.monotonic() - replied_at > grace:
+            return False, "", error
+        if clock.over():
+            raise TimeoutError(f"no idle status for the snippet in {clock.timeout:.0f} seconds; output so far: {''.join(parts)!r}")
+
+
+def probe(name: str, code: str, clock: Clock, first_port: int) -> dict:
+    """Start the kernel, run the snippet, shut the kernel down: {"output": ..., "error": ...}."""
     from jupyter_client.manager import KernelManager
 
+    result = {"output": "", "error": None}
     km = KernelManager(kernel_name=name)
-    km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port = range(first_port, first_port + 5)
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=timeout)
-except Exception as exc:  # noqa: BLE001 - any failure to start is the finding
-    result["error"] = f"kernel did not start: {type(exc).__name__}: {exc}"
-    print(json.dumps(result))
-    if km is not None and km.has_kernel:
+    kc = None
+    try:
+        km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port = range(first_port, first_port + 5)
+        km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        wait_for_shell_reply(kc, km, clock)
+    except Exception as exc:  # noqa: BLE001 - any failure to start is the finding
+        result["error"] = f"kernel did not start: {type(exc).__name__}: {exc}"
+        _stop(km, kc)
+        return result
+    try:
+        complete, output, error = run(kc, code, 5.0, clock)
+        if not complete:  # the shell ran it but IOPub was not connected yet: it is now
+            complete, output, error = run(kc, code, clock.left(), clock)
+        result["output"], result["error"] = output, error
+    except Exception as exc:  # noqa: BLE001
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        _stop(km, kc)
+    return result
+
+
+def _stop(km, kc) -> None:
+    if kc is not None:
+        kc.stop_channels()
+    if km.has_kernel:
         km.shutdown_kernel(now=True)
-    sys.exit(0)
-try:
-    kc.execute(code)
-    parts = []
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(1.0, deadline - time.monotonic()))
-        content, kind = msg["content"], msg["msg_type"]
-        if kind == "stream":
-            parts.append(content["text"])
-        elif kind in ("execute_result", "display_data"):
-            data = content["data"]  # kernels differ: text/plain, text/markdown (C++), text/html...
-            parts.append(data.get("text/plain") or next((v for k, v in sorted(data.items()) if k.startswith("text/")), ""))
-        elif kind == "error":
-            result["error"] = f"{content['ename']}: {content['evalue']}"
-        elif kind == "status" and content["execution_state"] == "idle" and msg["parent_header"].get("msg_type") == "execute_request":
-            break
-    result["output"] = "".join(parts)
-except Exception as exc:  # noqa: BLE001
-    result["error"] = f"{type(exc).__name__}: {exc}"
-finally:
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
-print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    print(json.dumps(probe(sys.argv[1], sys.argv[2], Clock(float(sys.argv[3])), int(sys.argv[4]))))

@@ -1,0 +1,76 @@
+"""The kernel probe's protocol logic against a scripted kernel client (the probe itself runs inside images)."""
+from __future__ import annotations
+
+import itertools
+import queue
+
+import pytest
+
+from builder.check.probes.kernel_probe import Clock, run, wait_for_shell_reply
+
+
+def msg(kind: str, parent: str, **content) -> dict:
+    return {"msg_type": kind, "parent_header": {"msg_id": parent}, "content": content}
+
+
+class FakeClient:
+    """A kernel that answers on shell at once and publishes on IOPub only once `iopub_connected_after` executions ran."""
+
+    def __init__(self, iopub_connected_after: int = 0, output: str = "42\n", answers_info: bool = True):
+        self.shell, self.iopub = queue.Queue(), queue.Queue()
+        self.ids = (f"m{i}" for i in itertools.count())
+        self.iopub_connected_after, self.output, self.answers_info = iopub_connected_after, output, answers_info
+        self.executed = 0
+
+    def kernel_info(self) -> str:
+        msg_id = next(self.ids)
+        if self.answers_info:
+            self.shell.put(msg("kernel_info_reply", msg_id))  # and nothing on IOPub, like the Kotlin kernel
+        return msg_id
+
+    def execute(self, code: str) -> str:
+        msg_id = next(self.ids)
+        self.executed += 1
+        self.iopub.put(msg("status", "kernel-info-of-someone", execution_state="idle"))  # not ours: ignored
+        if self.executed > self.iopub_connected_after:
+            self.iopub.put(msg("status", msg_id, execution_state="busy"))
+            self.iopub.put(msg("stream", msg_id, name="stdout", text=self.output))
+            self.iopub.put(msg("status", msg_id, execution_state="idle"))
+        self.shell.put(msg("execute_reply", msg_id, status="ok"))
+        return msg_id
+
+    def get_shell_msg(self, timeout: float) -> dict:
+        return self.shell.get(timeout=min(timeout, 0.05))
+
+    def get_iopub_msg(self, timeout: float) -> dict:
+        return self.iopub.get(timeout=min(timeout, 0.05))
+
+
+class Alive:
+    def __init__(self, alive: bool = True):
+        self.alive = alive
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+def test_a_shell_reply_is_enough_to_be_ready_even_if_iopub_stays_silent() -> None:
+    wait_for_shell_reply(FakeClient(), Alive(), Clock(5))
+
+
+def test_no_reply_times_out_and_a_dead_kernel_is_named() -> None:
+    with pytest.raises(RuntimeError, match="no kernel_info reply in 1 seconds"):
+        wait_for_shell_reply(FakeClient(answers_info=False), Alive(), Clock(1))
+    with pytest.raises(RuntimeError, match="died"):
+        wait_for_shell_reply(FakeClient(answers_info=False), Alive(False), Clock(5))
+
+
+def test_the_output_is_what_iopub_says_for_this_execution_only() -> None:
+    assert run(FakeClient(), "print(42)", 5.0, Clock(5)) == (True, "42\n", None)
+
+
+def test_outputs_lost_before_iopub_connected_are_noticed_and_the_snippet_runs_again() -> None:
+    client = FakeClient(iopub_connected_after=1)
+    assert run(client, "print(42)", 0.3, Clock(5)) == (False, "", None)
+    assert run(client, "print(42)", 5.0, Clock(5)) == (True, "42\n", None)
+    assert client.executed == 2
