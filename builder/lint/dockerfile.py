@@ -18,7 +18,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from builder.errors import Location
 from builder.spec.fragments import BODY_FILE, Fragment

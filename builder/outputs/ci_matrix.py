@@ -22,7 +22,8 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from builder.plan.plan import Node, Plan
 
@@ -135,7 +136,7 @@ def _platform_jobs(nodes: list[Node], platform: str, runner: str, max_jobs: int)
         trunk_job.update({name: job_id for name in trunk})
         jobs.append(_job(job_id, "roots", platform, runner, sorted(pulled + trunk, key=order.get), by_name, ()))
         branches += hanging
-    for index, packed in enumerate(_pack(branches, subtree, limit, max_jobs, order)):
+    for packed in _pack(branches, subtree, limit, max_jobs, order):
         names = sorted((name for group in packed for name in group), key=order.get)
         needs = sorted({trunk_job[by_name[group[0]].parent] for group in packed})  # type: ignore[index]
         jobs.append(_job(_job_id(arch, packed[0][0], len(packed) - 1), "branches", platform, runner, names, by_name, tuple(needs)))

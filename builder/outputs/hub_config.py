@@ -22,7 +22,8 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import click
@@ -87,7 +88,8 @@ def choose(plan: Plan, settings: HubSettings, refs: dict[str, tuple[str, str | N
     if hub and not _has(hub[0], HUB):
         problems.append(Problem(f"hub.image: '{hub[0].name}' has no {HUB} fragment in its chain", _where(plan, "hub", "image"),
                                 f"images that have it: {', '.join(n.name for n in images if _has(n, HUB)) or 'none'}"))
-    available = (lambda n: n.name in refs or built is None or built(n.local_ref))
+    def available(n: Node) -> bool:
+        return n.name in refs or built is None or built(n.local_ref)
     if settings.offer:
         offered = _unique(n for i, entry in enumerate(settings.offer)
                           for n in _resolve(plan, entry, ("hub", "offer", i), problems))
