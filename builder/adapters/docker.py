@@ -27,6 +27,7 @@ import docker.utils
 import requests
 
 from builder.errors import Problem, SpecError
+from builder.plan.render import Mode
 
 LineSink = Callable[[str], None]
 _STEP = re.compile(r"^#\d+ \[([^\]]+)\] (.*)$")
@@ -63,7 +64,7 @@ class Engine:
     """A connected Docker engine plus the way images are built on it."""
 
     client: docker.DockerClient
-    mode: str  # "buildkit" | "classic"
+    mode: Mode
     cli: str | None
     reason: str
     _cancel: threading.Event = field(default_factory=threading.Event)
@@ -252,7 +253,7 @@ def _cached_probe(cli: str, daemon: str) -> tuple[bool, str]:
     except (OSError, ValueError):
         known = {}
     if key in known:
-        return tuple(known[key])  # type: ignore[return-value]
+        return bool(known[key][0]), str(known[key][1])
     result = _probe_buildkit(cli)
     known[key] = list(result)
     try:

@@ -9,10 +9,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from builder.errors import SpecError
+
+if TYPE_CHECKING:  # the commands import their modules when run: `stacks --help` stays fast
+    from builder.plan.plan import Plan
+    from builder.plan.render import Mode
 
 ONLY_VERIFIED = click.option(
     "--only-verified", is_flag=True, envvar="STACKS_ONLY_VERIFIED",
@@ -25,10 +31,10 @@ FILE_OPTION = click.option(
 )
 
 
-def _plan(spec_file: Path, mode: str = "buildkit"):
+def _plan(spec_file: Path, mode: Mode = "buildkit") -> Plan:
     from builder.plan.plan import load_plan
 
-    return load_plan(spec_file, mode)  # type: ignore[arg-type]
+    return load_plan(spec_file, mode)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -301,7 +307,7 @@ def new_kernel(spec_file: Path, name: str, package: str | None, version: str | N
     run_new_kernel(spec_file, name, package, version, language, kernelspec, install, snippet, expect, parent, image, into)
 
 
-def _format_table(rows: list[tuple[str, ...]]) -> str:
+def _format_table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -330,4 +336,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if os.environ.get("STACKS_DEBUG"):  # pragma: no cover
-    main = cli  # type: ignore[assignment]  # full tracebacks for debugging the tool itself
+    main = cli  # full tracebacks for debugging the tool itself

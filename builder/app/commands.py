@@ -72,7 +72,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     engine = detect()
     description = engine.describe()
     click.echo(description, err=True)
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    plan = load_plan(spec_file, engine.mode)
     nodes = select_nodes(plan, images, only_verified)
     options = build_options(plan, out, jobs, ca_certs)
     missing = [str(p) for p in options.ca_certificates if not Path(p).is_file()]
@@ -107,7 +107,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
 
 def explain_plan(spec_file: Path) -> str:
     engine = detect()
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    plan = load_plan(spec_file, engine.mode)
     return "\n".join(explain_lines(engine, list(plan))) + "\n"
 
 
@@ -142,7 +142,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     from builder.check.smoke import detect_hardware, size_check, smoke_image
 
     engine = detect()
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    plan = load_plan(spec_file, engine.mode)
     nodes = [n for n in select_nodes(plan, images, only_verified) if n.kind == "image"]
     if images:
         wanted = set(images)

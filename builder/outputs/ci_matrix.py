@@ -134,10 +134,10 @@ def _platform_jobs(nodes: list[Node], platform: str, runner: str, max_jobs: int)
             trunk, hanging = hanging[0], []
         job_id = _job_id(arch, trunk[0], 0)
         trunk_job.update({name: job_id for name in trunk})
-        jobs.append(_job(job_id, "roots", platform, runner, sorted(pulled + trunk, key=order.get), by_name, ()))
+        jobs.append(_job(job_id, "roots", platform, runner, sorted(pulled + trunk, key=order.__getitem__), by_name, ()))
         branches += hanging
     for packed in _pack(branches, subtree, limit, max_jobs, order):
-        names = sorted((name for group in packed for name in group), key=order.get)
+        names = sorted((name for group in packed for name in group), key=order.__getitem__)
         needs = sorted({trunk_job[by_name[group[0]].parent] for group in packed})  # type: ignore[index]
         jobs.append(_job(_job_id(arch, packed[0][0], len(packed) - 1), "branches", platform, runner, names, by_name, tuple(needs)))
     return jobs

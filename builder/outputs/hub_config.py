@@ -100,7 +100,7 @@ def choose(plan: Plan, settings: HubSettings, refs: dict[str, tuple[str, str | N
     else:
         offered = [n for n in images if _has(n, SINGLEUSER) and available(n)]
         if not offered and not problems:
-            candidates = [n.image for n in images if _has(n, SINGLEUSER)]
+            candidates = [n.image for n in images if _has(n, SINGLEUSER) and n.image]
             problems.append(Problem(
                 f"no single-user image to offer: none of the images with {SINGLEUSER} is built", _where(plan, "hub"),
                 f"run `stacks build {' '.join(dict.fromkeys(candidates))}`" if candidates

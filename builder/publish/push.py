@@ -196,7 +196,7 @@ def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, o
     from builder.app.commands import select_nodes
 
     engine = detect()
-    plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
+    plan = load_plan(spec_file, engine.mode)
     settings = with_registry(plan.spec.model.settings, registry)
     nodes = publishable(plan, select_nodes(plan, images, only_verified), images)
     if not nodes:

@@ -36,7 +36,7 @@ class Release:
     repository: str  # host/namespace/repo
     path: str  # the repository's name inside the registry (namespace/repo; library/repo on Docker Hub)
     state: str = NOT_BUILT
-    image: Any | None = None  # the local docker image
+    image: Any = None  # the local docker image (None until built)
     versions: VersionReport | None = None
     facts: Facts | None = None
     tags: list[Tag] = field(default_factory=list)  # push order once resolved; plan-time tags before
