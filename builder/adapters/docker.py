@@ -50,6 +50,10 @@ class PushFailed(Exception):
     """The engine could not push a tag; the message is the engine's (it never contains credentials)."""
 
 
+#: Any failure the docker SDK reports; callers above the adapters catch it under this name.
+EngineError = docker.errors.DockerException
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     context: Path

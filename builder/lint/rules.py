@@ -273,18 +273,3 @@ def _threshold(config: Path) -> str:
 def _order(finding: Finding) -> tuple:
     loc = finding.location
     return (str(loc.file) if loc else "", (loc.line or 0) if loc else 0, finding.rule, finding.message)
-
-
-def run_lint(spec_file: Path, hadolint: str | None, use_hadolint: bool) -> int:
-    """`stacks lint`: print every finding; exit 1 when one is at or above the failure threshold."""
-    import click
-
-    result = lint(spec_file, hadolint, use_hadolint)
-    for finding in result.findings:
-        click.echo(str(finding), err=True)
-    failed = len(result.failed)
-    summary = (f"{len(result.findings)} problem{'s' if len(result.findings) != 1 else ''} "
-               f"({failed} at or above '{result.threshold}')" if result.findings else "no problems")
-    click.echo(f"stacks lint: {summary} in {result.fragments} fragments, {spec_file} and {result.images} rendered images",
-               err=True)
-    return 1 if failed else 0

@@ -18,10 +18,8 @@ jobs run on a runner of that platform. Nothing here touches Docker.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
 
@@ -248,21 +246,3 @@ def parse_runners(values: Iterable[str]) -> dict[str, str]:
             raise ValueError(f"--runner wants PLATFORM=LABEL (e.g. linux/arm64=ubuntu-24.04-arm), not '{value}'")
         runners[platform.strip()] = label.strip()
     return runners
-
-
-def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, platforms: Iterable[str],
-               runners: Iterable[str], max_jobs: int, as_json: bool, push_platform: str = DEFAULT_PUSH_PLATFORM) -> None:
-    """`stacks matrix`: the jobs as a table, or (--json) the one-line JSON the CI workflow reads."""
-    import click
-
-    from builder.plan.plan import load_plan
-
-    try:
-        runner_map = parse_runners(runners)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    matrix = make_matrix(load_plan(spec_file), images, only_verified, platforms, runner_map, max_jobs, push_platform)
-    if as_json:
-        click.echo(json.dumps(matrix.to_json(), separators=(",", ":")))
-    else:
-        click.echo(table(matrix))

@@ -26,12 +26,11 @@ from typing import Any
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import click
 import yaml
 
 from builder.errors import Location, Problem, SpecError, did_you_mean, raise_if_any
 from builder.spec.models import HubSettings
-from builder.plan.plan import Node, Plan, load_plan
+from builder.plan.plan import Node, Plan
 
 SINGLEUSER = "jupyterhub-singleuser"
 HUB = "jupyterhub-hub"
@@ -415,33 +414,3 @@ def docker_socket_gid() -> int | None:
         return os.stat(path).st_gid if path else None
     except OSError:
         return None
-
-
-def _engine_check(say: Say) -> Callable[[str], bool] | None:
-    """`built(ref)` against the local engine, or None (with a warning) when none answers."""
-    from builder.adapters.docker import Engine, connect
-
-    try:
-        engine = Engine(connect(), "classic", None, "inspect only")
-    except SpecError as exc:
-        say(f"warning: {exc.problems[0].message}; not checking that the images are built")
-        return None
-    return lambda ref: engine.image(ref) is not None
-
-
-def run_hub_config(spec_file: Path, out: Path, manifest: Path | None, say: Say = click.echo) -> int:
-    plan = load_plan(spec_file)
-    settings = plan.spec.model.hub or HubSettings()
-    refs = manifest_refs(manifest) if manifest is not None else {}
-    hub = hub_plan(plan, settings, refs, _engine_check(lambda m: click.echo(m, err=True)), docker_socket_gid())
-    for warning in version_warnings(plan, hub):
-        click.echo(f"warning: {warning}", err=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in ((CONFIG_FILE, config_text(hub)), (COMPOSE_FILE, compose_text(hub)), (ENV_FILE, env_text(hub))):
-        (out / name).write_text(text, encoding="utf-8")
-    say(f"hub: {hub.hub_ref}")
-    for image in hub.images:
-        say(f"  {image.name} -> {image.ref}{'  (GPU)' if image.gpu else ''}{'  (default)' if image.name == hub.default else ''}")
-    say(f"wrote {CONFIG_FILE}, {COMPOSE_FILE} and {ENV_FILE} into {out}/")
-    say(f"next: cd {out} && cp {ENV_FILE} .env (fill it in) && docker compose up -d  (docs/jupyterhub.md)")
-    return 0

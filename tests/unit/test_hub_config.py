@@ -273,7 +273,7 @@ def test_major_version_mismatch_and_closed_logins_are_warned_about(stack) -> Non
 
 
 def test_command_writes_config_compose_and_env_example(stack, tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("builder.outputs.hub_config._engine_check", lambda say: None)
+    monkeypatch.setattr("builder.app.outputs_cmd._engine_check", lambda say: None)
     path = make(stack, "hub: {offer: [single], authenticator: {kind: github, allow_all: true}}\n")
     out = tmp_path / "hub"
     code, stdout, stderr = run(capsys, "hub-config", "-f", str(path), "--out", str(out))
