@@ -25,7 +25,7 @@ from builder.plan.hashing import explain_change
 from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
-from builder.build.scheduler import Outcome, Task, run_dag
+from builder.build.scheduler import BuildStatus, Outcome, Task, run_dag
 
 LOG_TAIL = 30
 
@@ -47,7 +47,7 @@ class ImageResult:
     parent: str | None
     hash: str
     ref: str
-    status: str = "pending"
+    status: BuildStatus = "pending"
     seconds: float = 0.0
     size: int | None = None
     size_budget: int | None = None
@@ -93,6 +93,7 @@ def build_nodes(
         node, result = by_name[task.name], results[task.name]
         started = time.monotonic()
         latest = f"{prefix}/{node.name}:latest"
+        status: BuildStatus
         try:
             image = known.get(node.hash)
             if image is not None and node.local_ref in image.tags:

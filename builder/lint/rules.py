@@ -35,6 +35,7 @@ import yaml
 
 from builder.lint.dockerfile import SourceMap, download_findings, find_hadolint, lint_view, run_hadolint
 from builder.errors import Location, Problem, SpecError
+from builder.spec.builtin import search_path
 from builder.spec.fragments import BUILTINS, META_FILE, Fragment, FragmentLibrary, load_library
 from builder.plan.plan import Node, Plan, make_plan
 from builder.spec.load import Spec, load_spec
@@ -121,7 +122,7 @@ def _library_of(spec_path: Path, findings: list[Finding]) -> FragmentLibrary:
             dirs = [str(d) for d in settings["fragments"]]
     except SpecError:
         pass
-    library, problems = load_library([spec_path.parent / d for d in dirs])
+    library, problems = load_library(search_path([spec_path.parent / d for d in dirs]))
     findings += [_from_problem(p) for p in problems]
     return library
 

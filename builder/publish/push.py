@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 from collections.abc import Callable
 
 from builder.adapters.docker import Engine, EngineError, PushFailed
@@ -30,6 +30,8 @@ from builder.plan.tags import Tag
 ATTEMPTS_ENV, BACKOFF_ENV = "STACKS_PUSH_ATTEMPTS", "STACKS_PUSH_BACKOFF"
 MANIFEST = "push-manifest.json"
 Say = Callable[[str], None]
+#: A tag's fate; "not attempted" when an earlier failure stopped the push. Written as is into the manifest.
+StepStatus = Literal["planned", "pushed", "unchanged", "failed", "not attempted"]
 
 
 class PublishFailed(Exception):
@@ -42,7 +44,7 @@ class Step:
 
     release: Release
     tag: Tag
-    status: str = "planned"  # pushed | unchanged | failed | not attempted (a failure came first)
+    status: StepStatus = "planned"
     digest: str | None = None
     size: int | None = None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 from builder.plan.bases import BaseImage
 from builder.adapters.docker import Engine
@@ -25,7 +25,11 @@ from builder.reports.report import TEST_REPORT, tested_images
 from builder.plan.tags import Facts, Tag, check_repository, late_templates, planned_tags, push_order, repository
 from builder.plan.versions import VersionReport, compare, declared, probes, read_versions
 
-READY, NOT_BUILT, UNTESTED, STALE = "ready", "not built", "untested", "tested at another hash"
+ReleaseState = Literal["ready", "not built", "untested", "tested at another hash"]
+READY: Final = "ready"
+NOT_BUILT: Final = "not built"
+UNTESTED: Final = "untested"
+STALE: Final = "tested at another hash"
 
 
 @dataclass
@@ -35,7 +39,7 @@ class Release:
     node: Node
     repository: str  # host/namespace/repo
     path: str  # the repository's name inside the registry (namespace/repo; library/repo on Docker Hub)
-    state: str = NOT_BUILT
+    state: ReleaseState = NOT_BUILT
     image: Any = None  # the local docker image (None until built)
     versions: VersionReport | None = None
     facts: Facts | None = None
@@ -114,7 +118,7 @@ def _built(engine: Engine, node: Node) -> Any | None:
     return image
 
 
-def _state(release: Release, tested: dict[str, str]) -> str:
+def _state(release: Release, tested: dict[str, str]) -> ReleaseState:
     if release.image is None:
         return NOT_BUILT
     if release.node.name not in tested:
