@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -39,10 +40,18 @@ images:
 """
 
 
+def _not_sources(folder: str, names: list[str]) -> set[str]:
+    skipped = {".git", ".venv", "__pycache__", ".pytest_cache"} | ({"build"} if Path(folder) == ROOT else set())
+    return {n for n in names if n in skipped or n.endswith(".egg-info")}
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """Built from a clean copy of the work tree: setuptools would reuse a checkout's build/ and *.egg-info."""
+    source = tmp_path_factory.mktemp("source") / "repo"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=_not_sources)
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)], check=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)], check=True, timeout=600)
     (found,) = out.glob("jupyter_stacks-*.whl")
     return found
 
