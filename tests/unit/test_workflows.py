@@ -4,7 +4,8 @@ GitHub Actions itself cannot run here, so these checks stand in for it: the
 files parse; every `make` target they name is in the Makefile and every
 `stacks` command line parses with the real CLI; the matrix jobs read only
 fields the matrix has; artifacts handed from roots to branch jobs match;
-pull requests never publish.
+pull requests never publish; actionlint (with shellcheck on every run: script)
+finds nothing.
 """
 from __future__ import annotations
 
