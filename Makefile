@@ -14,12 +14,13 @@ PYTEST_ARGS ?=
 
 export STACKS_CA_CERTS := $(CA_CERTS)
 
-.PHONY: stacks test unit integration lint push bench engine render graph clean-images help
+.PHONY: stacks test unit check integration lint push bench engine render graph clean-images help
 
 help:
 	@echo "make stacks   build every verified image of $(SPEC) and smoke-test it (STACKS_SELECT= for all; reports in $(OUT)/)"
 	@echo "make test     unit and integration tests (starts a Docker engine if needed)"
-	@echo "make unit     fast tests only (no Docker)"
+	@echo "make unit     static checks and fast tests only (no Docker)"
+	@echo "make check    static checks: ruff, mypy, the import contract (lint-imports)"
 	@echo "make lint     check stacks.yaml and every fragment (schema, templates, hadolint)"
 	@echo "make push     publish the tested images (STACKS_REGISTRY=host/namespace to override)"
 	@echo "make bench    benchmarks (bench/)"
@@ -50,13 +51,19 @@ render: $(VENV)/.installed
 graph: $(VENV)/.installed
 	$(STACKS) graph -f $(SPEC) --format svg --out $(OUT)/graph.svg
 
-unit: $(VENV)/.installed
+# Static checks: style and bugs (ruff), types (mypy), the layers of builder/ (import-linter).
+check: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+unit: check
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 integration: $(VENV)/.installed engine
 	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
 
-test: $(VENV)/.installed engine
+test: check engine
 	$(PY) -m pytest tests -q -rs $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

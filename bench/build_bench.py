@@ -56,7 +56,7 @@ def plain_builds(plan, nodes, cli: str, workdir: Path, bundle: Path | None) -> f
         write_context(node.rendered, context)
         cmd = [cli, "build", "-q", "-t", node.local_ref, str(context)]
         if bundle:
-            cmd[2:2] = ["--secret", f"id={CA_SECRET},src={bundle}"] + sum((["--build-arg", f"{a}={CA_PATH}"] for a in CA_ARGS), [])
+            cmd[2:2] = ["--secret", f"id={CA_SECRET},src={bundle}"] + [w for a in CA_ARGS for w in ("--build-arg", f"{a}={CA_PATH}")]
         total += run(cmd, env={**os.environ, "DOCKER_BUILDKIT": "1"})
     return total
 
@@ -94,7 +94,7 @@ def main() -> None:
     ca = [p for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
     bundle = None
     if ca:
-        from builder.build.images import ca_bundle
+        from builder.build.site import ca_bundle
 
         bundle = work / "ca.pem"
         bundle.write_bytes(ca_bundle(tuple(Path(p) for p in ca)))

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
@@ -190,7 +190,7 @@ def main() -> None:
             path = make_stack(tmp / name, make())
             if args.profile:
                 profiler = cProfile.Profile()
-                profiler.runcall(lambda: make_plan(load_spec(path)))
+                profiler.runcall(lambda path=path: make_plan(load_spec(path)))
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
                 continue
             rows += bench(name, path, args.repeat, tmp / "out")

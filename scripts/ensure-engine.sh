@@ -11,6 +11,8 @@ command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v dot >/dev/null 2>&1 || need_pkgs+=(graphviz)
 command -v htpasswd >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
+# The workflow test runs actionlint, which hands every run: script to shellcheck.
+command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
 # Headless browser for the JupyterLab check of `stacks test` (without it that check is "not run"),
 # with a CJK font so screenshots of the zh-CN lab are legible.
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium fonts-wqy-microhei)

@@ -18,7 +18,8 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import docker
 import docker.errors
@@ -26,6 +27,7 @@ import docker.utils
 import requests
 
 from builder.errors import Problem, SpecError
+from builder.plan.render import Mode
 
 LineSink = Callable[[str], None]
 _STEP = re.compile(r"^#\d+ \[([^\]]+)\] (.*)$")
@@ -48,6 +50,10 @@ class PushFailed(Exception):
     """The engine could not push a tag; the message is the engine's (it never contains credentials)."""
 
 
+#: Any failure the docker SDK reports; callers above the adapters catch it under this name.
+EngineError = docker.errors.DockerException
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     context: Path
@@ -62,7 +68,7 @@ class Engine:
     """A connected Docker engine plus the way images are built on it."""
 
     client: docker.DockerClient
-    mode: str  # "buildkit" | "classic"
+    mode: Mode
     cli: str | None
     reason: str
     _cancel: threading.Event = field(default_factory=threading.Event)

@@ -9,10 +9,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from builder.errors import SpecError
+
+if TYPE_CHECKING:  # the commands import their modules when run: `stacks --help` stays fast
+    from builder.plan.plan import Plan
+    from builder.plan.render import Mode
 
 ONLY_VERIFIED = click.option(
     "--only-verified", is_flag=True, envvar="STACKS_ONLY_VERIFIED",
@@ -25,10 +31,10 @@ FILE_OPTION = click.option(
 )
 
 
-def _plan(spec_file: Path, mode: str = "buildkit"):
+def _plan(spec_file: Path, mode: Mode = "buildkit") -> Plan:
     from builder.plan.plan import load_plan
 
-    return load_plan(spec_file, mode)  # type: ignore[arg-type]
+    return load_plan(spec_file, mode)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -126,7 +132,7 @@ def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Pa
          only_verified: bool) -> None:
     """What `stacks push` would publish: per image its repository and tags (immutable, then moving), with the
     versions read out of built images; templates that need the built image are shown as such."""
-    from builder.publish.push import run_tags
+    from builder.app.publish_cmd import run_tags
 
     sys.exit(run_tags(spec_file, list(images), registry, out, only_verified, as_json))
 
@@ -148,7 +154,7 @@ def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run
     """Publish tested IMAGES (default: every image with `push: true`): immutable tags first, moving ones after,
     each verified against the registry; tags already there are skipped. Credentials: STACKS_REGISTRY_USER and
     STACKS_REGISTRY_PASSWORD, or the Docker config (`docker login`)."""
-    from builder.publish.push import run_push
+    from builder.app.publish_cmd import run_push
 
     sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, overwrite_immutable))
 
@@ -163,7 +169,7 @@ def hub_config(spec_file: Path, out: Path, manifest: Path | None) -> None:
     """Write a JupyterHub (DockerSpawner) configuration and compose file over the built images: the single-user
     images to choose from by name and exact reference, per-user volumes, network, admins, authenticator and
     optional GPUs, as the hub: section of stacks.yaml says. Secrets stay in the Hub's environment."""
-    from builder.outputs.hub_config import run_hub_config
+    from builder.app.outputs_cmd import run_hub_config
 
     sys.exit(run_hub_config(spec_file, out, manifest))
 
@@ -239,7 +245,7 @@ PLATFORM_OPTION = click.option("--platform", "platforms", multiple=True, metavar
 def matrix(spec_file: Path, images: tuple[str, ...], as_json: bool, platforms: tuple[str, ...], runners: tuple[str, ...],
            max_jobs: int, push_platform: str, only_verified: bool) -> None:
     """The CI job matrix: per platform, jobs that build the roots of the DAG, then jobs for the subtrees below them."""
-    from builder.outputs.ci_matrix import run_matrix
+    from builder.app.outputs_cmd import run_matrix
 
     run_matrix(spec_file, images, only_verified, platforms, runners, max_jobs, as_json, push_platform)
 
@@ -263,7 +269,7 @@ def matrix(spec_file: Path, images: tuple[str, ...], as_json: bool, platforms: t
 def bake(spec_file: Path, images: tuple[str, ...], out: Path, contexts: Path | None, cache: str, cache_repo: str | None,
          bases_from: str | None, platforms: tuple[str, ...], ca_certs: tuple[Path, ...], only_verified: bool) -> None:
     """Write a docker-bake.json (one target per image, parents as `target:` contexts) for `docker buildx bake`."""
-    from builder.outputs.bake import run_bake
+    from builder.app.outputs_cmd import run_bake
 
     sys.exit(run_bake(spec_file, images, out, contexts, cache, cache_repo, bases_from, platforms, ca_certs, only_verified))
 
@@ -275,7 +281,7 @@ def bake(spec_file: Path, images: tuple[str, ...], out: Path, contexts: Path | N
 def lint(spec_file: Path, hadolint: str | None, no_hadolint: bool) -> None:
     """Check every fragment and the spec before any build: schemas, template variables, smoke snippets,
     pinned versions, checked downloads, and hadolint on every rendered Dockerfile. Problems name file and line."""
-    from builder.lint.rules import run_lint
+    from builder.app.lint_cmd import run_lint
 
     sys.exit(run_lint(spec_file, hadolint, not no_hadolint))
 
@@ -302,12 +308,12 @@ def new_kernel(spec_file: Path, name: str, package: str | None, version: str | N
                kernelspec: str | None, install: str | None, snippet: str | None, expect: str | None, parent: str,
                image: str | None, into: str | None) -> None:
     """Scaffold fragments/kernel-NAME (fragment.yaml with a smoke snippet, Dockerfile.j2) and add it to stacks.yaml."""
-    from builder.outputs.scaffold import run_new_kernel
+    from builder.app.outputs_cmd import run_new_kernel
 
     run_new_kernel(spec_file, name, package, version, language, kernelspec, install, snippet, expect, parent, image, into)
 
 
-def _format_table(rows: list[tuple[str, ...]]) -> str:
+def _format_table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -336,4 +342,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if os.environ.get("STACKS_DEBUG"):  # pragma: no cover
-    main = cli  # type: ignore[assignment]  # full tracebacks for debugging the tool itself
+    main = cli  # full tracebacks for debugging the tool itself

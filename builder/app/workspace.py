@@ -99,6 +99,11 @@ class Workspace:
         return detect(forced=self.env.get("STACKS_BUILDER", ""), clis=(self.env.get("STACKS_DOCKER_CLI"),),
                       probe_cache=self.cache_dir / "engine-probe.json")
 
+    @property
+    def docker_host(self) -> str:
+        """Where the engine listens (DOCKER_HOST, as the Docker SDK reads it)."""
+        return self.env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
     @cached_property
     def keychain(self) -> Keychain:
         return default_keychain(self.env.get(USER_ENV), self.env.get(PASSWORD_ENV))

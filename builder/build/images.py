@@ -24,7 +24,7 @@ from builder.plan.hashing import explain_change
 from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import write_context
-from builder.build.scheduler import Outcome, Task, run_dag
+from builder.build.scheduler import BuildStatus, Outcome, Task, run_dag
 from builder.build.site import Site
 
 LOG_TAIL = 30
@@ -45,7 +45,7 @@ class ImageResult:
     parent: str | None
     hash: str
     ref: str
-    status: str = "pending"
+    status: BuildStatus = "pending"
     seconds: float = 0.0
     size: int | None = None
     size_budget: int | None = None
@@ -91,6 +91,7 @@ def build_nodes(
         node, result = by_name[task.name], results[task.name]
         started = time.monotonic()
         latest = f"{prefix}/{node.name}:latest"
+        status: BuildStatus
         try:
             image = known.get(node.hash)
             if image is not None and node.local_ref in image.tags:

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from builder.build.images import ImageResult
 from builder.plan.plan import Node
-from builder.reports.report import human_size
+from builder.plan.sizes import human_size
 
 
 class Progress:

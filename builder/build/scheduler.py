@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Literal, TypeVar
 
 Result = TypeVar("Result")
 
-OK_STATES = frozenset({"built", "cached"})
+#: An image's build state: pending until its work ends; the report and the JSON carry the string itself.
+BuildStatus = Literal["pending", "built", "cached", "failed", "skipped", "cancelled"]
+OK_STATES: frozenset[BuildStatus] = frozenset({"built", "cached"})
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Task:
 @dataclass
 class Outcome(Generic[Result]):
     name: str
-    status: str  # built | cached | failed | skipped | cancelled
+    status: BuildStatus  # never pending: an outcome is the end of a node's work
     result: Result | None = None
     reason: str = ""
 
@@ -60,7 +62,7 @@ def run_dag(
         if outcome.status not in OK_STATES:
             for child in _descendants(outcome.name, children):
                 if child not in outcomes:
-                    status = "cancelled" if outcome.status == "cancelled" else "skipped"
+                    status: BuildStatus = "cancelled" if outcome.status == "cancelled" else "skipped"
                     finish_skip(Outcome(child, status, reason=f"parent {outcome.name} {outcome.status}"))
 
     def finish_skip(outcome: Outcome) -> None:

@@ -5,9 +5,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-STATUSES = ("passed", "failed", "not run")
+CheckStatus = Literal["passed", "failed", "not run"]
+STATUSES: tuple[CheckStatus, ...] = ("passed", "failed", "not run")
 
 
 @dataclass
@@ -16,7 +17,7 @@ class CheckResult:
     name: str
     fragment: str  # the fragment that declares (or causes) the check
     kind: str  # run | file | account | package | env | label | kernel | server | start | browser
-    status: str = "failed"  # passed | failed | not run
+    status: CheckStatus = "failed"
     seconds: float = 0.0
     expected: str = ""
     got: str = ""

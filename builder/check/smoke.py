@@ -186,7 +186,7 @@ def size_check(engine: Engine, node: Node) -> CheckResult | None:
     """The image's uncompressed size against its `size_budget` (None when it has no budget)."""
     if node.size_budget is None:
         return None
-    from builder.reports.report import human_size
+    from builder.plan.sizes import human_size
 
     image = engine.image(node.local_ref)
     size = image.attrs.get("Size", 0) if image is not None else 0

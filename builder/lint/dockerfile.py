@@ -16,9 +16,9 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from builder.errors import Location
 from builder.plan.dockerfile import Instruction, instructions

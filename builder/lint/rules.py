@@ -28,12 +28,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import yaml
 
 from builder.lint.dockerfile import SourceMap, download_findings, find_hadolint, lint_view, run_hadolint
 from builder.errors import Location, Problem, SpecError
+from builder.spec.builtin import search_path
 from builder.spec.fragments import BUILTINS, META_FILE, Fragment, FragmentLibrary, load_library
 from builder.plan.plan import Node, Plan, make_plan
 from builder.spec.load import Spec, load_spec
@@ -120,7 +122,7 @@ def _library_of(spec_path: Path, findings: list[Finding]) -> FragmentLibrary:
             dirs = [str(d) for d in settings["fragments"]]
     except SpecError:
         pass
-    library, problems = load_library([spec_path.parent / d for d in dirs])
+    library, problems = load_library(search_path([spec_path.parent / d for d in dirs]))
     findings += [_from_problem(p) for p in problems]
     return library
 
@@ -272,18 +274,3 @@ def _threshold(config: Path) -> str:
 def _order(finding: Finding) -> tuple:
     loc = finding.location
     return (str(loc.file) if loc else "", (loc.line or 0) if loc else 0, finding.rule, finding.message)
-
-
-def run_lint(spec_file: Path, hadolint: str | None, use_hadolint: bool) -> int:
-    """`stacks lint`: print every finding; exit 1 when one is at or above the failure threshold."""
-    import click
-
-    result = lint(spec_file, hadolint, use_hadolint)
-    for finding in result.findings:
-        click.echo(str(finding), err=True)
-    failed = len(result.failed)
-    summary = (f"{len(result.findings)} problem{'s' if len(result.findings) != 1 else ''} "
-               f"({failed} at or above '{result.threshold}')" if result.findings else "no problems")
-    click.echo(f"stacks lint: {summary} in {result.fragments} fragments, {spec_file} and {result.images} rendered images",
-               err=True)
-    return 1 if failed else 0

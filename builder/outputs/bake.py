@@ -26,7 +26,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import networkx as nx
 
@@ -305,48 +306,3 @@ def bootstrapped_bases(nodes: list[Node], options: BakeOptions) -> list[Node]:
     kept = _narrow(nodes, options.platforms)
     parents = {n.parent for n in kept if n.kind == "image"}
     return [n for n in kept if n.kind == "bootstrap" and n.name in parents]
-
-
-
-def run_bake(spec_file: Path, images: Iterable[str], out: Path, contexts: Path | None, cache: str,
-             cache_repo: str | None, bases_from: str | None, platforms: Iterable[str], ca_certs: tuple[Path, ...],
-             only_verified: bool) -> int:
-    """`stacks bake`: write the bake file and the contexts, then check the file and its graph against the plan."""
-    import click
-
-    from builder.app.commands import workspace
-    from builder.build.site import SiteError, ca_bundle
-
-    ws = workspace(spec_file, out.parent)
-    plan = ws.plan("buildkit")  # bake always builds with BuildKit
-    nodes = ws.select(plan, list(images), only_verified)
-    site = ws.site(plan, ca_certs)
-    try:
-        site.check("buildkit")
-    except SiteError as exc:
-        raise click.ClickException(str(exc)) from None
-    ca_file = None
-    if site.ca_certificates:
-        ca_file = out.parent / "ca-bundle.pem"
-        ca_file.parent.mkdir(parents=True, exist_ok=True)
-        ca_file.write_bytes(ca_bundle(site.ca_certificates))
-    mirrors = tuple((k, v) for k, v in (("PIP_INDEX_URL", site.pip_index_url), ("NPM_CONFIG_REGISTRY", site.npm_registry)) if v)
-    options = BakeOptions(contexts_dir=contexts or out.parent / "bake", cache=cache, cache_repo=cache_repo,
-                          bases_from=bases_from, platforms=tuple(platforms), ca_file=ca_file, build_args=mirrors)
-    document = make_bake(plan, nodes, options)
-    write_bake(document, out)
-    problems = check_bake(document, Path.cwd()) + graph_difference(plan_graph(nodes, options), bake_graph(document, Path.cwd()))
-    for problem in problems:
-        click.echo(f"{out}: error: {problem}", err=True)
-    if problems:
-        return 1
-    targets = document["target"]
-    click.echo(f"wrote {out}: {len(targets)} targets ({len(document['group']['default']['targets'])} in group 'default'), "
-               f"contexts in {options.contexts_dir}/")
-    bases = bootstrapped_bases(nodes, options)
-    if bases:
-        names = " ".join(b.name for b in bases)
-        where = f"and push them to {bases_from} under the same names" if bases_from else "(the docker driver reads them from this engine)"
-        click.echo(f"bootstrapped bases are not built by bake: first `stacks build {names}` {where}")
-    click.echo(f"then, from this directory: docker buildx bake -f {out} [--push | --load] [TARGET...]")
-    return 0

@@ -18,11 +18,10 @@ jobs run on a runner of that platform. Nothing here touches Docker.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from builder.plan.plan import Node, Plan
 
@@ -133,10 +132,10 @@ def _platform_jobs(nodes: list[Node], platform: str, runner: str, max_jobs: int)
             trunk, hanging = hanging[0], []
         job_id = _job_id(arch, trunk[0], 0)
         trunk_job.update({name: job_id for name in trunk})
-        jobs.append(_job(job_id, "roots", platform, runner, sorted(pulled + trunk, key=order.get), by_name, ()))
+        jobs.append(_job(job_id, "roots", platform, runner, sorted(pulled + trunk, key=order.__getitem__), by_name, ()))
         branches += hanging
-    for index, packed in enumerate(_pack(branches, subtree, limit, max_jobs, order)):
-        names = sorted((name for group in packed for name in group), key=order.get)
+    for packed in _pack(branches, subtree, limit, max_jobs, order):
+        names = sorted((name for group in packed for name in group), key=order.__getitem__)
         needs = sorted({trunk_job[by_name[group[0]].parent] for group in packed})  # type: ignore[index]
         jobs.append(_job(_job_id(arch, packed[0][0], len(packed) - 1), "branches", platform, runner, names, by_name, tuple(needs)))
     return jobs
@@ -247,21 +246,3 @@ def parse_runners(values: Iterable[str]) -> dict[str, str]:
             raise ValueError(f"--runner wants PLATFORM=LABEL (e.g. linux/arm64=ubuntu-24.04-arm), not '{value}'")
         runners[platform.strip()] = label.strip()
     return runners
-
-
-def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, platforms: Iterable[str],
-               runners: Iterable[str], max_jobs: int, as_json: bool, push_platform: str = DEFAULT_PUSH_PLATFORM) -> None:
-    """`stacks matrix`: the jobs as a table, or (--json) the one-line JSON the CI workflow reads."""
-    import click
-
-    from builder.plan.plan import load_plan
-
-    try:
-        runner_map = parse_runners(runners)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    matrix = make_matrix(load_plan(spec_file), images, only_verified, platforms, runner_map, max_jobs, push_platform)
-    if as_json:
-        click.echo(json.dumps(matrix.to_json(), separators=(",", ":")))
-    else:
-        click.echo(table(matrix))

@@ -22,15 +22,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import click
 import yaml
 
 from builder.errors import Location, Problem, SpecError, did_you_mean, raise_if_any
 from builder.spec.models import HubSettings
-from builder.plan.plan import Node, Plan, load_plan
+from builder.plan.plan import Node, Plan
 
 SINGLEUSER = "jupyterhub-singleuser"
 HUB = "jupyterhub-hub"
@@ -87,7 +87,8 @@ def choose(plan: Plan, settings: HubSettings, refs: dict[str, tuple[str, str | N
     if hub and not _has(hub[0], HUB):
         problems.append(Problem(f"hub.image: '{hub[0].name}' has no {HUB} fragment in its chain", _where(plan, "hub", "image"),
                                 f"images that have it: {', '.join(n.name for n in images if _has(n, HUB)) or 'none'}"))
-    available = (lambda n: n.name in refs or built is None or built(n.local_ref))
+    def available(n: Node) -> bool:
+        return n.name in refs or built is None or built(n.local_ref)
     if settings.offer:
         offered = _unique(n for i, entry in enumerate(settings.offer)
                           for n in _resolve(plan, entry, ("hub", "offer", i), problems))
@@ -98,7 +99,7 @@ def choose(plan: Plan, settings: HubSettings, refs: dict[str, tuple[str, str | N
     else:
         offered = [n for n in images if _has(n, SINGLEUSER) and available(n)]
         if not offered and not problems:
-            candidates = [n.image for n in images if _has(n, SINGLEUSER)]
+            candidates = [n.image for n in images if _has(n, SINGLEUSER) and n.image]
             problems.append(Problem(
                 f"no single-user image to offer: none of the images with {SINGLEUSER} is built", _where(plan, "hub"),
                 f"run `stacks build {' '.join(dict.fromkeys(candidates))}`" if candidates
@@ -405,41 +406,10 @@ def env_text(hub: HubPlan) -> str:
 # --- the command ------------------------------------------------------------------
 
 
-def docker_socket_gid() -> int | None:
-    """The group owning the local engine's socket, which the Hub's user must belong to."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+def docker_socket_gid(host: str = "unix:///var/run/docker.sock") -> int | None:
+    """The group owning the local engine's socket (`host` as DOCKER_HOST says), which the Hub's user must belong to."""
     path = urlsplit(host).path if host.startswith("unix://") else None
     try:
         return os.stat(path).st_gid if path else None
     except OSError:
         return None
-
-
-def _engine_check(say: Say) -> Callable[[str], bool] | None:
-    """`built(ref)` against the local engine, or None (with a warning) when none answers."""
-    from builder.adapters.docker import Engine, connect
-
-    try:
-        engine = Engine(connect(), "classic", None, "inspect only")
-    except SpecError as exc:
-        say(f"warning: {exc.problems[0].message}; not checking that the images are built")
-        return None
-    return lambda ref: engine.image(ref) is not None
-
-
-def run_hub_config(spec_file: Path, out: Path, manifest: Path | None, say: Say = click.echo) -> int:
-    plan = load_plan(spec_file)
-    settings = plan.spec.model.hub or HubSettings()
-    refs = manifest_refs(manifest) if manifest is not None else {}
-    hub = hub_plan(plan, settings, refs, _engine_check(lambda m: click.echo(m, err=True)), docker_socket_gid())
-    for warning in version_warnings(plan, hub):
-        click.echo(f"warning: {warning}", err=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in ((CONFIG_FILE, config_text(hub)), (COMPOSE_FILE, compose_text(hub)), (ENV_FILE, env_text(hub))):
-        (out / name).write_text(text, encoding="utf-8")
-    say(f"hub: {hub.hub_ref}")
-    for image in hub.images:
-        say(f"  {image.name} -> {image.ref}{'  (GPU)' if image.gpu else ''}{'  (default)' if image.name == hub.default else ''}")
-    say(f"wrote {CONFIG_FILE}, {COMPOSE_FILE} and {ENV_FILE} into {out}/")
-    say(f"next: cd {out} && cp {ENV_FILE} .env (fill it in) && docker compose up -d  (docs/jupyterhub.md)")
-    return 0

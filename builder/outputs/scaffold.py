@@ -319,26 +319,3 @@ def _title(language: str) -> str:
 
 def _version_name(package: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", package.lower()).strip("-")
-
-
-def run_new_kernel(spec_file: Path, name: str, package: str | None, version: str | None, language: str | None,
-                   kernelspec: str | None, install: str | None, snippet: str | None, expect: str | None,
-                   parent: str, image: str | None, into: str | None) -> None:
-    """`stacks new kernel`: scaffold, then say what to do next."""
-    import click
-
-    try:
-        recipe = recipe_for(package, version, language, kernelspec, install, snippet, expect, name.removeprefix("kernel-"))
-        made = new_kernel(spec_file, name, recipe, parent, image, into)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    for path in made.files:
-        click.echo(f"created {path}")
-    click.echo(f"{'added image' if made.created_image else 'added the fragment to image'} '{made.image}' in {spec_file}")
-    first = made.variants[0] if made.variants else made.image
-    flag = "" if Path(spec_file) == Path("stacks.yaml") else f" -f {spec_file}"
-    click.echo("next:\n"
-               f"  stacks lint{flag}\n"
-               f"  stacks build{flag} {first}    # parents first; unchanged ones are cached\n"
-               f"  stacks test{flag} {first}     # runs the kernel snippet and the checks\n"
-               f"then add a row to docs/fragments.md: | {made.fragment} | yes | `{first}`: {_title(recipe.language)} cell prints {recipe.expect} |")

@@ -19,6 +19,7 @@ from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
 from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
+from builder.plan.sizes import parse_size
 from builder.spec.load import Spec, load_spec
 from builder.plan.tags import check_repository, repository, tags_for
 from builder.plan.versions import probe_names
@@ -208,12 +209,6 @@ def _image_node(
         size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
         variant=variant, root=root,
     )
-
-
-def parse_size(text: str) -> int:
-    """'600MB' -> 600_000_000 (decimal units, the ones `docker images` prints)."""
-    number, unit = text[:-2].strip(), text[-2:]
-    return round(float(number) * {"kB": 1e3, "MB": 1e6, "GB": 1e9}[unit])
 
 
 def _unverified(fragments: tuple[Applied, ...]) -> tuple[str, ...]:

@@ -131,7 +131,7 @@ def _fast_render(template: jinja2.Template, context: dict[str, Any]) -> str:
     (half its cost); on error, Jinja rewrites the traceback to template lines as usual."""
     try:
         variables = {**template.globals, **context}
-        return template.environment.concat(template.root_render_func(template.new_context(variables, shared=True)))  # type: ignore[attr-defined]
+        return template.environment.concat(template.root_render_func(template.new_context(variables, shared=True)))
     except Exception:
         template.environment.handle_exception()
         raise

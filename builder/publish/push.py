@@ -1,4 +1,4 @@
-"""`stacks push` and `stacks tags`: publish tested images without ever leaving a registry half updated.
+"""Publishing: push tested images without ever leaving a registry half updated.
 
 The order is the safety: nothing starts while any image has a problem
 (release.py); then every image's immutable tags are pushed (and verified),
@@ -14,26 +14,24 @@ not. A JSON manifest of what was published is written for CI and release notes.
 """
 from __future__ import annotations
 
-import json
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable
-
-import click
-import docker.errors
+from typing import Any, Literal
+from collections.abc import Callable
 
 from builder.adapters.credentials import CredentialError, Keychain, hint
-from builder.adapters.docker import Engine, PushFailed
+from builder.adapters.docker import Engine, EngineError, PushFailed
 from builder.plan.labels import rfc3339
 from builder.adapters.registry import Registry, RegistryError, classify
-from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
-from builder.reports.report import _atomic_write, human_size
+from builder.publish.release import Release
 from builder.plan.tags import Tag, push_rank
 
 MANIFEST = "push-manifest.json"
 Say = Callable[[str], None]
+#: A tag's fate; "not attempted" when an earlier failure stopped the push. Written as is into the manifest.
+StepStatus = Literal["planned", "pushed", "unchanged", "failed", "not attempted"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Step:
 
     release: Release
     tag: Tag
-    status: str = "planned"  # pushed | unchanged | failed | not attempted (a failure came first)
+    status: StepStatus = "planned"
     digest: str | None = None
     size: int | None = None
 
@@ -110,7 +108,7 @@ class Pusher:
         for index, step in enumerate(plan_steps):
             try:
                 self.one(step)
-            except (PublishFailed, docker.errors.DockerException):
+            except (PublishFailed, EngineError):
                 step.status = "failed"
                 for later in plan_steps[index + 1:]:
                     later.status = "not attempted"
@@ -125,8 +123,8 @@ class Pusher:
         for step in plan_steps:
             if step.tag.moving:
                 continue
-            remote = self._retry(lambda s=step: self.registry.manifest(s.release.path, s.tag.name, _platform(s.release)),
-                                 f"reading {step.ref}")
+            remote = self._retry(functools.partial(self.registry.manifest, step.release.path, step.tag.name,
+                                                   _platform(step.release)), f"reading {step.ref}")
             if remote is not None and remote.config != step.release.image_id:
                 taken.append(f"{step.ref} (serves image {remote.config}, this build is {step.release.image_id})")
         if taken:
@@ -216,31 +214,7 @@ def describe(release: Release) -> list[str]:
     return lines
 
 
-def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool):
-    from builder.app.commands import workspace
-
-    ws = workspace(spec_file, out)
-    engine, plan = ws.engine, ws.build_plan
-    settings = with_registry(plan.spec.model.settings, registry)
-    nodes = publishable(plan, ws.select(plan, images, only_verified), images)
-    if not nodes:
-        raise click.ClickException("nothing to publish: no selected image has `push: true`")
-    return ws, settings, prepare(plan, nodes, engine, settings, out)
-
-
-def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
-             as_json: bool) -> int:
-    """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem."""
-    _, _, releases = _load(spec_file, images, registry, out, only_verified)
-    if as_json:
-        click.echo(json.dumps([_as_json(r) for r in releases], indent=2))
-    else:
-        for release in releases:
-            click.echo("\n".join(describe(release)))
-    return 1 if any(r.problems for r in releases) else 0
-
-
-def _as_json(release: Release) -> dict[str, Any]:
+def release_json(release: Release) -> dict[str, Any]:
     return {
         "image": release.node.name, "repository": release.repository, "state": release.state,
         "tags": [{"name": t.name, "template": t.template, "moving": t.moving} for t in release.tags],
@@ -251,48 +225,8 @@ def _as_json(release: Release) -> dict[str, Any]:
     }
 
 
-def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
-             manifest: Path | None, only_verified: bool, overwrite_immutable: bool = False) -> int:
-    """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed."""
-    ws, settings, releases = _load(spec_file, images, registry, out, only_verified)
-    host = settings.registry.host
-    problems = refusals(releases, out)
-    plan_steps = steps(releases)
-    if dry_run or problems:
-        for release in releases:
-            click.echo("\n".join(describe(release)))
-    if problems:
-        for problem in problems:
-            _say(f"error: {problem}")
-        _say(f"nothing was pushed: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
-        return 1
-    assert all(r.state == READY for r in releases)
-    pinned = sum(not s.tag.moving for s in plan_steps)
-    summary = (f"{len(releases)} images, {len(plan_steps)} tags to {host}"
-               f" ({pinned} immutable first, then {len(plan_steps) - pinned} moving)")
-    if dry_run:
-        click.echo(f"dry run: would push {summary}; nothing was pushed")
-        return 0
-    failure = _push(ws.engine, host, releases, plan_steps, summary, ws.keychain, ws.retry_policy(), overwrite_immutable)
-    path = manifest or out / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
-    counts = {s: sum(step.status == s for step in plan_steps) for s in ("pushed", "unchanged", "failed", "not attempted")}
-    _say(", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("pushed", "unchanged")) + f" tags; manifest: {path}")
-    if failure:
-        _say(f"error: {failure}")
-        if any(step.status != "not attempted" for step in plan_steps):
-            moved = any(step.status == "pushed" and step.tag.moving for step in plan_steps)
-            _say("some moving tags were updated before the failure" if moved else "no moving tag was changed")
-            _say("run `stacks push` again to finish: tags already in the registry are not pushed again")
-        return 1
-    size = sum(next((s.size for s in plan_steps if s.release is r and s.size), 0) for r in releases)
-    _say(f"done: {len(releases)} images in {host} ({human_size(size)} compressed)")
-    return 0
-
-
-def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
-          keychain: Keychain, policy: RetryPolicy, overwrite_immutable: bool = False) -> str | None:
+def push_releases(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
+                  say: Say, keychain: Keychain, policy: RetryPolicy, overwrite_immutable: bool = False) -> str | None:
     """Check access, then push every step; None when all went well, else what went wrong."""
     attempts, backoff = policy.attempts, policy.backoff
     try:
@@ -301,16 +235,12 @@ def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[S
         except CredentialError as exc:
             raise RegistryError(str(exc), auth=True) from None
         api = Registry(host, credentials)
-        _say(f"pushing {summary}" + (f" as {credentials.describe()}" if credentials else ""))
-        retry(lambda: api.check(releases[0].path), f"checking access to {host}", attempts, backoff, _say)
+        say(f"pushing {summary}" + (f" as {credentials.describe()}" if credentials else ""))
+        retry(lambda: api.check(releases[0].path), f"checking access to {host}", attempts, backoff, say)
         auth = credentials.engine_auth(host) if credentials else None
-        Pusher(engine, api, auth, _say, attempts, backoff, overwrite_immutable).run(plan_steps)
+        Pusher(engine, api, auth, say, attempts, backoff, overwrite_immutable).run(plan_steps)
         return None
-    except (PublishFailed, RegistryError, docker.errors.DockerException) as exc:
+    except (PublishFailed, RegistryError, EngineError) as exc:
         for step in plan_steps:
             step.status = "not attempted" if step.status == "planned" else step.status
         return str(exc)
-
-
-def _say(line: str) -> None:
-    click.echo(line, err=True)

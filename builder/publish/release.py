@@ -13,9 +13,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
-from builder.plan.bases import BaseImage
 from builder.adapters.docker import Engine
 from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
 from builder.spec.models import Registry, Settings
@@ -24,7 +23,11 @@ from builder.reports.report import TEST_REPORT, tested_images
 from builder.plan.tags import Facts, Tag, check_repository, late_templates, planned_tags, push_order, repository
 from builder.plan.versions import VersionReport, compare, declared, probes, read_versions
 
-READY, NOT_BUILT, UNTESTED, STALE = "ready", "not built", "untested", "tested at another hash"
+ReleaseState = Literal["ready", "not built", "untested", "tested at another hash"]
+READY: Final = "ready"
+NOT_BUILT: Final = "not built"
+UNTESTED: Final = "untested"
+STALE: Final = "tested at another hash"
 
 
 @dataclass
@@ -34,8 +37,8 @@ class Release:
     node: Node
     repository: str  # host/namespace/repo
     path: str  # the repository's name inside the registry (namespace/repo; library/repo on Docker Hub)
-    state: str = NOT_BUILT
-    image: Any | None = None  # the local docker image
+    state: ReleaseState = NOT_BUILT
+    image: Any = None  # the local docker image (None until built)
     versions: VersionReport | None = None
     facts: Facts | None = None
     tags: list[Tag] = field(default_factory=list)  # push order once resolved; plan-time tags before
@@ -112,7 +115,7 @@ def _built(engine: Engine, node: Node) -> Any | None:
     return image
 
 
-def _state(release: Release, tested: dict[str, str]) -> str:
+def _state(release: Release, tested: dict[str, str]) -> ReleaseState:
     if release.image is None:
         return NOT_BUILT
     if release.node.name not in tested:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.build.images import ImageResult
+from builder.plan.sizes import human_size
 
 _ICONS = {"built": "built", "cached": "cached", "failed": "**FAILED**", "skipped": "skipped", "cancelled": "cancelled"}
 
@@ -59,17 +60,6 @@ def _size_cell(size: int | None, budget: int | None) -> str:
     over = size is not None and size > budget
     text = f"{human_size(size)} of {human_size(budget)}"
     return f"**{text}: over budget**" if over else text
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit in ("B", "kB") else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import networkx as nx
 
 from builder.errors import Location, Problem, SpecError, did_you_mean, raise_if_any
+from builder.spec.builtin import search_path
 from builder.spec.fragments import FragmentLibrary, load_library
 from builder.spec.models import ImageDef, StacksFile, validate
 from builder.spec.yamlsrc import MarkedDict, load_mapping, locate
@@ -50,7 +51,7 @@ def load_spec(path: Path) -> Spec:
     model, problems = validate(StacksFile, source, path)
     if model is None:
         raise SpecError(problems)
-    dirs = [(path.parent / d) for d in model.settings.fragments]
+    dirs = search_path([(path.parent / d) for d in model.settings.fragments])
     library, fragment_problems = load_library(dirs)
     spec = Spec(path, model, source, library, _normalise_axes(model))
     problems = fragment_problems + list(_reference_problems(spec, dirs))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from builder.errors import Problem, did_you_mean
 from builder.spec.yamlsrc import MarkedDict, locate
@@ -386,7 +387,7 @@ def validate(model: type[Strict], data: MarkedDict, file: Path) -> tuple[Any, li
         return None, [_problem(error, model, data, file) for error in errors]
 
 
-def _deepest(errors: list[dict]) -> list[dict]:
+def _deepest(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """Drop an error whose path leads to another error's path: for a value that fits no branch
     of a union, pydantic reports each branch; the deeper report is the one that helps."""
     paths = [tuple(p for p in e["loc"] if not _is_union_branch(p)) for e in errors]
@@ -396,7 +397,7 @@ def _deepest(errors: list[dict]) -> list[dict]:
     ]
 
 
-def _problem(error: dict, model: type[BaseModel], data: MarkedDict, file: Path) -> Problem:
+def _problem(error: ErrorDetails, model: type[BaseModel], data: MarkedDict, file: Path) -> Problem:
     path = [p for p in error["loc"] if not _is_union_branch(p)]
     kind = error["type"]
     dotted = ".".join(str(p) for p in path) or "(top level)"

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from builder.spec.models import FragmentFile, StacksFile
 
-SCHEMAS = {"stacks": StacksFile, "fragment": FragmentFile}
+SCHEMAS: dict[str, type[BaseModel]] = {"stacks": StacksFile, "fragment": FragmentFile}
 
 
 def schema(kind: str) -> dict[str, Any]:

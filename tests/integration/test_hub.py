@@ -155,9 +155,9 @@ def compose_up(client: docker.DockerClient, folder: Path, env: dict[str, str]) -
     document = yaml.safe_load((folder / "compose.yaml").read_text())
     assert list(document["services"]) == ["hub"]
     service = document["services"]["hub"]
-    for key, network in document["networks"].items():
+    for network in document["networks"].values():
         client.networks.create(network["name"], labels={"io.stacks.test": RUN})
-    for key, volume in document["volumes"].items():
+    for volume in document["volumes"].values():
         client.volumes.create(volume["name"], labels={"io.stacks.test": RUN})
     volumes = []
     for item in service["volumes"]:

@@ -142,7 +142,7 @@ def test_tags_and_dry_run_show_the_plan_and_push_nothing(stack: dict, server: Re
     assert all(t["moving"] for t in app["tags"][1:])
     assert "latest" not in [t["name"] for t in rows["app-extra"]["tags"]]
     assert app["versions"] == {"os": "debian-12", "tool": "1.2.7"} and app["repository"] == f"{target}/app"
-    assert [t["name"] for t in rows["root"]["tags"]][0] == sha  # no axes: '{{ variant }}-' loses its dash
+    assert rows["root"]["tags"][0]["name"] == sha  # no axes: '{{ variant }}-' loses its dash
     assert rows["untested"]["state"] == "untested"
     assert any("declares liar=2.0, but the image reports liar 1.9.1" in p for p in rows["wrongver"]["problems"])
 

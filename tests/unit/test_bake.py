@@ -102,8 +102,8 @@ def test_the_ca_secret_matches_the_dockerfiles(plan: Plan, tmp_path: Path) -> No
         assert target["secret"] == [f"id={CA_SECRET},src=${{STACKS_CA_FILE}}"]
         assert {k: target["args"][k] for k in CA_ARGS} == {k: CA_PATH for k in CA_ARGS}
         assert target["args"]["PIP_INDEX_URL"] == "https://mirror/simple"
-        runs = [l for l in plan[name].rendered.dockerfile.splitlines() if l.startswith("RUN ")]
-        assert runs and all(f"--mount=type=secret,id={CA_SECRET}," in l for l in runs)
+        runs = [line for line in plan[name].rendered.dockerfile.splitlines() if line.startswith("RUN ")]
+        assert runs and all(f"--mount=type=secret,id={CA_SECRET}," in line for line in runs)
     assert check_bake(document, tmp_path) == []
     plain, _ = bake(plan, tmp_path)
     assert "variable" not in plain and all("secret" not in t for t in plain["target"].values())

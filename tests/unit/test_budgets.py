@@ -5,7 +5,7 @@ import pytest
 
 from builder.build.images import ImageResult
 from builder.errors import SpecError
-from builder.plan.plan import parse_size
+from builder.plan.sizes import parse_size
 from builder.reports.report import markdown
 
 from .helpers import plan_of

@@ -29,7 +29,7 @@ def test_classic_builder_refuses_ca_certificates(tmp_path: Path) -> None:
 
 
 def test_missing_ca_certificate_files_are_named(tmp_path: Path) -> None:
-    with pytest.raises(SiteError, match="not found: .*gone.pem"):
+    with pytest.raises(SiteError, match=r"not found: .*gone\.pem"):
         Site(ca_certificates=(tmp_path / "gone.pem",)).check("buildkit")
 
 

@@ -48,7 +48,7 @@ def test_bad_input_exits_2_without_traceback_in_a_real_process(stack) -> None:
 def test_every_command_reports_spec_errors_with_status_2(stack, capsys, tmp_path, command) -> None:
     path = stack(BROKEN.replace("fragmnts", "fragments").replace("[os]", "[os, pyy]"))
     extra = ["--out", str(tmp_path / "out")] if command == ["render"] else []
-    code, out, err = run(capsys, *command, "-f", str(path), *extra)
+    code, _, err = run(capsys, *command, "-f", str(path), *extra)
     assert code == 2
     assert "Traceback" not in err
     assert "unknown base 'debain'" in err and "unknown fragment 'pyy'" in err

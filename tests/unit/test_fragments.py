@@ -23,7 +23,7 @@ def library_problems(tmp_path: Path, **fragments) -> list:
     root = tmp_path / "fragments"
     for name, parts in fragments.items():
         write_fragment(root, name, **parts)
-    library, problems = load_library([root])
+    _, problems = load_library([root])
     return problems
 
 
@@ -127,7 +127,7 @@ def test_undefined_variable_without_close_param_asks_to_declare_it(tmp_path: Pat
     problems = library_problems(tmp_path, t={"body": "RUN echo\nRUN echo {{ zzz }}\n"})
     assert len(problems) == 1
     assert problems[0].location.line == 2
-    assert "declare it under 'params' in fragment.yaml" == problems[0].hint
+    assert problems[0].hint == "declare it under 'params' in fragment.yaml"
 
 
 def test_builtins_and_locals_are_not_undefined(tmp_path: Path) -> None:

@@ -188,7 +188,7 @@ def test_secrets_come_from_the_environment_and_are_never_written(stack, monkeypa
     hub = hub_plan(plan_of(path), settings_of(path), {})
     text = config_text(hub)
     monkeypatch.delenv("OAUTH_CLIENT_SECRET", raising=False)
-    with pytest.raises(SystemExit, match="OAUTH_CLIENT_SECRET is not set; put it in the .env file beside compose.yaml"):
+    with pytest.raises(SystemExit, match=r"OAUTH_CLIENT_SECRET is not set; put it in the \.env file beside compose\.yaml"):
         load_config(text, {"OAUTH_CLIENT_ID": "id", "OAUTH_CALLBACK_URL": "https://h/hub/oauth_callback"}, monkeypatch)
     c = load_config(text, {"OAUTH_CLIENT_SECRET": "s3cret"}, monkeypatch)
     assert c.GitLabOAuthenticator.values["gitlab_url"] == "https://gitlab.example.org"
@@ -241,7 +241,7 @@ def test_gpu_device_requests_for_every_offered_image_or_the_chosen_ones(stack, m
     assert c.SharedPasswordAuthenticator.values["user_password"] == "password123"
 
     path = make(stack, "hub: {offer: [single-bookworm], gpu: {images: [old]}}\n")
-    with pytest.raises(SpecError, match="hub.gpu.images: 'old-bookworm' is not offered"):
+    with pytest.raises(SpecError, match=r"hub\.gpu\.images: 'old-bookworm' is not offered"):
         hub_plan(plan_of(path), settings_of(path), {})
 
 
@@ -273,7 +273,7 @@ def test_major_version_mismatch_and_closed_logins_are_warned_about(stack) -> Non
 
 
 def test_command_writes_config_compose_and_env_example(stack, tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("builder.outputs.hub_config._engine_check", lambda say: None)
+    monkeypatch.setattr("builder.app.outputs_cmd._engine_check", lambda say: None)
     path = make(stack, "hub: {offer: [single], authenticator: {kind: github, allow_all: true}}\n")
     out = tmp_path / "hub"
     code, stdout, stderr = run(capsys, "hub-config", "-f", str(path), "--out", str(out))

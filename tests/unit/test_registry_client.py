@@ -24,7 +24,7 @@ class Scripted(BaseAdapter):
         super().__init__()
         self.handler, self.seen = handler, []
 
-    def send(self, request, **kwargs):  # noqa: ANN001 - the requests adapter API
+    def send(self, request, **kwargs):
         self.seen.append(request)
         status, headers, body = self.handler(request)
         response = requests.Response()
@@ -165,7 +165,7 @@ def test_an_unreachable_registry_is_retryable() -> None:
         raise requests.ConnectionError("[Errno 111] Connection refused")
 
     registry, _ = client(handler)
-    with pytest.raises(RegistryError, match="cannot reach registry 127.0.0.1:5000 .*Connection refused") as caught:
+    with pytest.raises(RegistryError, match=r"cannot reach registry 127\.0\.0\.1:5000 .*Connection refused") as caught:
         registry.manifest("ns/lab", "latest")
     assert caught.value.retryable
 

@@ -41,7 +41,7 @@ def test_reasons_name_the_fragment_and_are_inherited(plan) -> None:
 
 
 def test_an_unverified_base_makes_its_images_unverified(plan) -> None:
-    gpu = [n for n in plan if n.image == "gpu"][0]
+    gpu = next(n for n in plan if n.image == "gpu")
     assert gpu.unverified == ("base 'cuda': registry unreachable",)
     assert plan[gpu.parent].kind == "pull" and not plan[gpu.parent].verified
 

@@ -4,7 +4,8 @@ GitHub Actions itself cannot run here, so these checks stand in for it: the
 files parse; every `make` target they name is in the Makefile and every
 `stacks` command line parses with the real CLI; the matrix jobs read only
 fields the matrix has; artifacts handed from roots to branch jobs match;
-pull requests never publish.
+pull requests never publish; actionlint (with shellcheck on every run: script)
+finds nothing.
 """
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import fnmatch
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import click
 import pytest
@@ -245,3 +250,20 @@ def test_the_checks_can_fail() -> None:
         check_stacks_call("new", "")
     check_stacks_call("new", "kernel demo --package x --version 1")
     assert _braces("{images-a,images-b}") == ["images-a", "images-b"]
+
+
+def _tool(name: str) -> str:
+    """The tool from this interpreter's environment (the test extra installs actionlint there) or PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"`{name}` is not installed: `pip install -e .[test]` brings actionlint, scripts/ensure-engine.sh brings shellcheck"
+    return found
+
+
+def test_workflows_pass_actionlint_with_shellcheck() -> None:
+    """actionlint knows the runner's expression types and each action's runtime; shellcheck reads every run: script."""
+    result = subprocess.run(
+        [_tool("actionlint"), "-no-color", f"-shellcheck={_tool('shellcheck')}", *map(str, WORKFLOWS)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

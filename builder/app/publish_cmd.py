@@ -1,0 +1,86 @@
+"""`stacks push` and `stacks tags`: publish/push.py does the publishing, this module talks to the user.
+
+Selecting what to publish, printing each release, the exit status and the
+summary lines live here, so the publishing code stays free of the CLI.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from builder.app.workspace import Workspace
+from builder.plan.sizes import human_size
+from builder.publish.push import MANIFEST, describe, manifest_document, push_releases, release_json, steps
+from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
+from builder.spec.models import Settings
+from builder.reports.report import _atomic_write
+
+
+def _load(spec_file: Path, images: list[str], registry: str | None, out: Path,
+          only_verified: bool) -> tuple[Workspace, Settings, list[Release]]:
+    ws = Workspace(spec_file=spec_file, out=out, say=_say)
+    engine, plan = ws.engine, ws.build_plan
+    settings = with_registry(plan.spec.model.settings, registry)
+    nodes = publishable(plan, ws.select(plan, images, only_verified), images)
+    if not nodes:
+        raise click.ClickException("nothing to publish: no selected image has `push: true`")
+    return ws, settings, prepare(plan, nodes, engine, settings, out)
+
+
+def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
+             as_json: bool) -> int:
+    """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem."""
+    _, _, releases = _load(spec_file, images, registry, out, only_verified)
+    if as_json:
+        click.echo(json.dumps([release_json(r) for r in releases], indent=2))
+    else:
+        for release in releases:
+            click.echo("\n".join(describe(release)))
+    return 1 if any(r.problems for r in releases) else 0
+
+
+def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
+             manifest: Path | None, only_verified: bool, overwrite_immutable: bool = False) -> int:
+    """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed."""
+    ws, settings, releases = _load(spec_file, images, registry, out, only_verified)
+    host = settings.registry.host
+    problems = refusals(releases, out)
+    plan_steps = steps(releases)
+    if dry_run or problems:
+        for release in releases:
+            click.echo("\n".join(describe(release)))
+    if problems:
+        for problem in problems:
+            _say(f"error: {problem}")
+        _say(f"nothing was pushed: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
+        return 1
+    assert all(r.state == READY for r in releases)
+    pinned = sum(not s.tag.moving for s in plan_steps)
+    summary = (f"{len(releases)} images, {len(plan_steps)} tags to {host}"
+               f" ({pinned} immutable first, then {len(plan_steps) - pinned} moving)")
+    if dry_run:
+        click.echo(f"dry run: would push {summary}; nothing was pushed")
+        return 0
+    failure = push_releases(ws.engine, host, releases, plan_steps, summary, _say, ws.keychain, ws.retry_policy(),
+                            overwrite_immutable)
+    path = manifest or out / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
+    counts = {s: sum(step.status == s for step in plan_steps) for s in ("pushed", "unchanged", "failed", "not attempted")}
+    _say(", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("pushed", "unchanged")) + f" tags; manifest: {path}")
+    if failure:
+        _say(f"error: {failure}")
+        if any(step.status != "not attempted" for step in plan_steps):
+            moved = any(step.status == "pushed" and step.tag.moving for step in plan_steps)
+            _say("some moving tags were updated before the failure" if moved else "no moving tag was changed")
+            _say("run `stacks push` again to finish: tags already in the registry are not pushed again")
+        return 1
+    size = sum(next((s.size for s in plan_steps if s.release is r and s.size), 0) for r in releases)
+    _say(f"done: {len(releases)} images in {host} ({human_size(size)} compressed)")
+    return 0
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
