@@ -17,6 +17,7 @@ import click
 
 from builder.build.images import BuildOptions, build_nodes, why_build
 from builder.adapters.docker import Engine, detect
+from builder.check.options import CheckOptions
 from builder.plan.plan import Node, Plan, load_plan
 from builder.build.progress import Progress
 from builder.reports.report import write_reports
@@ -134,12 +135,20 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
     return signal.getsignal(signal.SIGINT)
 
 
+def smoke_options(engine: Engine, out: Path) -> CheckOptions:
+    """The one place `stacks test` reads its environment: STACKS_HARDWARE (forces the hardware) and STACKS_CHROMIUM."""
+    from builder.check.smoke import detect_hardware
+
+    hardware = detect_hardware(engine.containers, os.environ.get("STACKS_HARDWARE"))
+    return CheckOptions(out_dir=out, hardware=hardware, chromium=os.environ.get("STACKS_CHROMIUM"))
+
+
 def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False) -> int:
     """`stacks test`: smoke-test built images; nothing that is not built is tested."""
     from concurrent.futures import ThreadPoolExecutor
 
     from builder.reports.report import write_test_reports
-    from builder.check.smoke import detect_hardware, size_check, smoke_image
+    from builder.check.smoke import size_check, smoke_image
 
     engine = detect()
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
@@ -150,11 +159,11 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     missing = [n.name for n in nodes if engine.image(n.local_ref) is None]
     if missing:
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
-    hardware = detect_hardware(engine)
-    click.echo(f"testing {len(nodes)} images (hardware: {', '.join(sorted(hardware)) or 'no GPU'})", err=True)
+    options = smoke_options(engine, out)
+    click.echo(f"testing {len(nodes)} images (hardware: {', '.join(sorted(options.hardware)) or 'no GPU'})", err=True)
 
     def one(node):
-        results = smoke_image(engine, node, out, hardware)
+        results = smoke_image(engine.containers, node, options)
         budget = size_check(engine, node)
         results += [budget] if budget else []
         failed = [r for r in results if r.status == "failed"]
