@@ -116,6 +116,8 @@ class StubJupyter:
         self.passwords: set[str] = set()
         self.ignore_token = False  # a server whose command line emptied the token
         self.api_status = 200
+        self.ready: Callable[[], bool] = lambda: True  # whether /api answers yet
+        self.any_password = False  # a server that lets every password in
         self.kernelspecs: dict[str, Any] = {"python3": {"spec": {"display_name": "Python 3 (ipykernel)"}}}
         stub = self
 
@@ -132,7 +134,7 @@ class StubJupyter:
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 path = self.path.split("?", 1)[0]
                 if path.endswith("/api"):
-                    return self._send(stub.api_status, {"version": "2.0"})
+                    return self._send(stub.api_status if stub.ready() else 503, {"version": "2.0"})
                 if path.endswith("/api/kernelspecs"):
                     sent = self.headers.get("Authorization", "").split()
                     allowed = stub.ignore_token or (sent[-1:] and sent[-1] in stub.tokens) \
@@ -144,7 +146,7 @@ class StubJupyter:
 
             def do_POST(self) -> None:  # noqa: N802
                 form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
-                if form.get("password", [""])[0] in stub.passwords:
+                if stub.any_password or form.get("password", [""])[0] in stub.passwords:
                     return self._send(302, {}, {"Set-Cookie": "auth=ok; Path=/", "Location": "/lab"})
                 return self._send(401, {})
 

@@ -111,7 +111,7 @@ def test_idle_container_runs_declared_checks_and_kernels(nodes) -> None:
     def on_exec(container: FakeContainer, command: list[str]) -> ExecResult:
         if command[:2] == ["sh", "-c"]:
             return ExecResult(0, b"hi\n")
-        return ExecResult(0, json.dumps({"output": "42\n", "error": None}).encode())
+        return ExecResult(0, b"kernel warming up\n" + json.dumps({"output": "42\n", "error": None}).encode())
 
     node = nodes["plain"]
     runner = FakeContainers({node.local_ref: ImageFacts({"Cmd": ["bash"]}, {HASH_LABEL: node.hash, "flavour": "chocolate"})},
@@ -210,6 +210,26 @@ def test_the_health_check_verdict_follows_the_health_status(nodes, after, final,
     health = results["the image's health check reports healthy"]
     assert (health.status, health.got) == (status, got)
     assert runner.started[0].spec.healthcheck is not None and runner.started[0].spec.healthcheck.interval == 1.0
+
+
+def test_the_health_wait_counts_from_the_container_start(nodes) -> None:
+    with StubJupyter() as stub:
+        runner = FakeContainers({}, jupyter_container(stub, states=healthy_after(10_000)))
+        stub.ready = lambda: runner.now >= 50  # the server takes 50 s to answer
+        results = by_name(server_check.standalone_checks(
+            target(nodes["lab"], Healthcheck={"Test": ["CMD", "true"]}), runner, CheckOptions()))
+    assert results["the image's health check reports healthy"].got.startswith("starting")
+    assert HEALTH_WAIT <= runner.now < HEALTH_WAIT + 5  # not 50 s more
+
+
+def test_a_server_that_lets_any_password_in_fails_the_refusal(nodes) -> None:
+    with StubJupyter() as stub:
+        stub.any_password = True
+        results = by_name(server_check.standalone_checks(target(nodes["lab"]), FakeContainers({}, jupyter_container(stub)),
+                                                         CheckOptions()))
+    refused = results["login without that password is refused"]
+    assert refused.status == "failed" and refused.got == "login answered 302, then /api/kernelspecs 200"
+    assert results["login with the password set at start works"].status == "passed"
 
 
 def test_no_health_check_no_health_result(nodes) -> None:
