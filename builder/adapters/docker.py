@@ -26,6 +26,7 @@ import docker.errors
 import docker.utils
 import requests
 
+from builder.adapters.containers import DockerContainers
 from builder.errors import Problem, SpecError
 from builder.plan.render import Mode
 
@@ -79,6 +80,11 @@ class Engine:
         version = self.client.version().get("Version", "?")
         how = f"BuildKit through {self.cli}" if self.mode == "buildkit" else "the classic builder (docker SDK)"
         return f"Docker engine {version}; building with {how} ({self.reason})"
+
+    @property
+    def containers(self) -> DockerContainers:
+        """Containers of built images, for checks and version reading (they never see the SDK client)."""
+        return DockerContainers(self.client)
 
     # --- images -----------------------------------------------------------
 

@@ -107,7 +107,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     from builder.check.gate import apply_gate
 
     from builder.reports.report import write_test_reports
-    from builder.check.smoke import detect_hardware, size_check, smoke_image
+    from builder.check.smoke import size_check, smoke_image
 
     ws = workspace(spec_file, out)
     engine, plan = ws.engine, ws.build_plan
@@ -118,11 +118,11 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     missing = [n.name for n in nodes if engine.image(n.local_ref) is None]
     if missing:
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
-    hardware = detect_hardware(engine)
-    click.echo(f"testing {len(nodes)} images (hardware: {', '.join(sorted(hardware)) or 'no GPU'})", err=True)
+    options = ws.check_options(engine)
+    click.echo(f"testing {len(nodes)} images (hardware: {', '.join(sorted(options.hardware)) or 'no GPU'})", err=True)
 
     def one(node):
-        results = smoke_image(engine, node, out, hardware)
+        results = smoke_image(engine.containers, node, options)
         budget = size_check(engine, node)
         results = apply_gate(node, results + ([budget] if budget else []), frozenset(allow_not_run))
         failed = [r for r in results if r.status == "failed"]

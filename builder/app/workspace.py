@@ -21,6 +21,8 @@ from builder.adapters.credentials import PASSWORD_ENV, USER_ENV, Keychain, defau
 from builder.adapters.docker import Engine, detect
 from builder.build.images import BuildOptions
 from builder.build.site import Site
+from builder.check.options import CheckOptions
+from builder.check.smoke import detect_hardware
 from builder.errors import Problem, SpecError
 from builder.plan.plan import Node, Plan, load_plan
 from builder.plan.render import Mode
@@ -46,14 +48,6 @@ ENVIRONMENT = {
     "STACKS_ONLY_VERIFIED": "as --only-verified",
     "STACKS_DEBUG": "show tracebacks of the tool itself",
 }
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    """What `stacks test` may use on this host."""
-
-    hardware: frozenset[str] | None = None  # None: detect
-    chromium: str | None = None  # None: look on PATH
 
 
 @dataclass
@@ -131,10 +125,10 @@ class Workspace:
             lock_dir=self.cache_dir / "locks",
         )
 
-    def check_options(self) -> CheckOptions:
-        forced = self.env.get("STACKS_HARDWARE")
-        hardware = None if forced is None else frozenset(h.strip() for h in forced.split(",") if h.strip())
-        return CheckOptions(hardware=hardware, chromium=self.env.get("STACKS_CHROMIUM") or None)
+    def check_options(self, engine: Engine) -> CheckOptions:
+        """The hardware checks may use (STACKS_HARDWARE, else detected on the engine) and the browser."""
+        hardware = detect_hardware(engine.containers, self.env.get("STACKS_HARDWARE"))
+        return CheckOptions(out_dir=self.out, hardware=hardware, chromium=self.env.get("STACKS_CHROMIUM") or None)
 
     def retry_policy(self) -> RetryPolicy:
         """From STACKS_PUSH_ATTEMPTS and STACKS_PUSH_BACKOFF."""

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from builder.check.result import CheckResult
-from builder.check.server import Server
+from builder.check.server_process import Server
 
 LAUNCHER = re.compile(r'class="[^"]*\bjp-Launcher\b[^"]*"')
 LOGIN = re.compile(r'<input[^>]*name="password"')
@@ -33,21 +33,22 @@ ATTEMPTS = 3
 BUDGET_MS = 15000
 
 
-def chromium() -> str | None:
-    """STACKS_CHROMIUM, else Debian's `chromium`, else `chromium-browser`."""
-    configured = os.environ.get("STACKS_CHROMIUM")
+def chromium(configured: str | None = None) -> str | None:
+    """The configured browser (STACKS_CHROMIUM, read by the caller), else Debian's `chromium`, else `chromium-browser`."""
     if configured:
         return shutil.which(configured)
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def launcher_checks(server: Server, image: str, fragment: str, out_dir: Path) -> list[CheckResult]:
+def launcher_checks(server: Server, image: str, fragment: str, out_dir: Path,
+                    configured: str | None = None) -> list[CheckResult]:
+    """The launcher with the token, the login page without; `configured` names the browser (None: look for one)."""
     shown = CheckResult(image, "JupyterLab shows the launcher in a browser (with the token)", fragment, "browser",
                         expected="a .jp-Launcher element with a notebook card for every kernel: "
                                  + ", ".join(_display_names(server)))
     hidden = CheckResult(image, "without the token the browser gets the login page, not the launcher", fragment, "browser",
                          expected="a password/token field and no .jp-Launcher element on /lab without the token")
-    exe = chromium()
+    exe = chromium(configured)
     if exe is None:
         for result in (shown, hidden):
             result.status, result.got = "not run", "chromium not installed (apt-get install chromium)"

@@ -1,4 +1,5 @@
-"""Declarative checks of fragment.yaml, run through pytest-testinfra's docker backend.
+"""Declarative checks of fragment.yaml: `run:` commands through the container interface, the rest
+through pytest-testinfra's docker backend.
 
 A check states what must be true (a file's mode, an account's uid, a
 package's version, an environment variable, a label, or a command's output)
@@ -14,6 +15,7 @@ from typing import Any
 
 import testinfra
 
+from builder.adapters.containers import Container
 from builder.spec.models import AccountExpect, Check, FileExpect, PackageExpect
 
 Verdict = tuple[bool, str, str]  # (passed, expected, got)
@@ -24,25 +26,26 @@ def host_for(container: str, user: str | None = None) -> Any:
     return testinfra.get_host(f"docker://{user}@{container}" if user else f"docker://{container}")
 
 
-def evaluate(check: Check, container: str, labels: dict[str, str]) -> Verdict:
+def evaluate(check: Check, container: Container, labels: dict[str, str]) -> Verdict:
     """Run one declarative check against the running container; labels come from the image."""
     if check.label is not None:
         return _labels(check.label, labels)
-    host = host_for(container, check.user)
     if check.kind == "run":
-        return _run(host, check)
+        return _run(container, check)
+    host = host_for(container.name, check.user)
     kinds: dict[str, Callable[[Any, Any], Verdict]] = {"file": _file, "account": _account, "package": _package, "env": _env}
     return kinds[check.kind](host, getattr(check, check.kind))
 
 
-def _run(host: Any, check: Check) -> Verdict:
+def _run(container: Container, check: Check) -> Verdict:
+    """A `run:` check: the command's exit status and its output (stdout, then stderr) against the expectation."""
     expected = f"exit {check.status}" + (f" and output matching /{check.expect}/" if check.expect else "")
-    out = host.run("timeout %s sh -c %s", str(check.timeout), check.run)
-    text = (out.stdout or "") + (("\n" + out.stderr) if out.stderr else "")
-    if out.rc == 124:
+    out = container.exec(["sh", "-c", check.run or ""], timeout=check.timeout, user=check.user, split=True)
+    text = out.text + (("\n" + out.error_text) if out.error_text else "")
+    if out.timed_out:
         return False, expected, f"timed out after {check.timeout} s: {text.strip()[-2000:]}"
-    ok = out.rc == check.status and (not check.expect or re.search(check.expect, text, re.MULTILINE) is not None)
-    return ok, expected, f"exit {out.rc}: {text.strip()[-2000:]}"
+    ok = out.exit_code == check.status and (not check.expect or re.search(check.expect, text, re.MULTILINE) is not None)
+    return ok, expected, f"exit {out.exit_code}: {text.strip()[-2000:]}"
 
 
 def _file(host: Any, want: FileExpect) -> Verdict:

@@ -16,143 +16,42 @@ is missing.
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
-import requests
-
-from builder.check.result import CheckResult
-from builder.adapters.docker import Engine
-from builder.plan.plan import Node
+from builder.adapters.containers import ContainerRunner, Health, RunSpec, wait_for_exit
+from builder.check.options import CheckOptions
 from builder.check.probes import HUB_STUB
+from builder.check.result import CheckResult
+from builder.check.server_process import session as new_session
+from builder.check.server_process import (
+    HEALTH_WAIT, START_TIMEOUT, Server, server_port, started, wait_until_answering,
+)
+from builder.check.target import Target, provider
 
-START_TIMEOUT = 120.0
 HUB_PORT = 8081
 HUB_USER = "smoke"
-SMOKE_LABEL = "io.stacks.smoke"
-# The image's HEALTHCHECK, probed faster than images declare it (seconds).
-HEALTH_INTERVAL, HEALTH_TIMEOUT, HEALTH_START_PERIOD, HEALTH_RETRIES = 1.0, 5.0, 30.0, 3
-# How long a check waits for 'healthy' or 'unhealthy', counted from the container's start.
-HEALTH_WAIT = HEALTH_START_PERIOD + HEALTH_RETRIES * (HEALTH_INTERVAL + HEALTH_TIMEOUT) + 15
+NO_HUB_TIMEOUT = 60.0
+WhileUp = Callable[[Server], list[CheckResult]]
+New = Callable[[str, str], CheckResult]
 
 
-@dataclass
-class Server:
-    """A running container of the image with its server published on 127.0.0.1."""
-
-    container: Any
-    base_url: str  # http://127.0.0.1:<port><prefix>, ending in /
-    started_at: float  # time.monotonic() when the container was asked to start
-    token: str = ""
-    kernelspecs: dict[str, Any] = field(default_factory=dict)
-
-    def get(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"token {token}"} if token else {}
-        return _session().get(self.base_url + path, headers=headers, timeout=15, allow_redirects=False, **kwargs)
-
-
-def provider(node: Node, capability: str) -> str | None:
-    """The fragment of the image's chain that provides `capability` (the last one wins)."""
-    found = None
-    for applied in node.chain:
-        if any(p.name == capability for p in applied.provides):
-            found = applied.name
-    return found
-
-
-def image_config(engine: Engine, node: Node) -> dict[str, Any]:
-    return engine.client.images.get(node.local_ref).attrs.get("Config") or {}
-
-
-def server_port(config: dict[str, Any]) -> int:
-    """JUPYTER_PORT of the image, else its first exposed port, else 8888."""
-    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
-    if env.get("JUPYTER_PORT", "").isdigit():
-        return int(env["JUPYTER_PORT"])
-    exposed = [p.split("/")[0] for p in (config.get("ExposedPorts") or {})]
-    return int(exposed[0]) if exposed and exposed[0].isdigit() else 8888
-
-
-@contextmanager
-def started(engine: Engine, node: Node, role: str, env: dict[str, str], prefix: str = "/",
-            fast_health: bool = True, **run: Any) -> Iterator[Server]:
-    """Start the image with its default command (or `run` overrides); always removed afterwards."""
-    config = image_config(engine, node)
-    port = server_port(config)
-    options: dict[str, Any] = {}
-    if fast_health and config.get("Healthcheck", {}).get("Test"):
-        # The image's own test, probed every second instead of every 15 s.
-        options["healthcheck"] = {"test": config["Healthcheck"]["Test"], "interval": _nanoseconds(HEALTH_INTERVAL),
-                                  "timeout": _nanoseconds(HEALTH_TIMEOUT), "retries": HEALTH_RETRIES,
-                                  "start_period": _nanoseconds(HEALTH_START_PERIOD)}
-    launched = time.monotonic()
-    container = engine.client.containers.run(
-        node.local_ref, detach=True, environment=env, ports={f"{port}/tcp": ("127.0.0.1", None)},
-        labels={SMOKE_LABEL: node.name}, name=f"stacks-smoke-{node.name}-{role}-{secrets.token_hex(3)}",
-        **options, **run,
-    )
-    try:
-        yield Server(container, f"http://127.0.0.1:{_host_port(container, port)}{prefix}", launched, env.get("JUPYTER_TOKEN", ""))
-    finally:
-        container.remove(force=True)
-
-
-def _nanoseconds(seconds: float) -> int:
-    """Docker's API takes health-check durations in nanoseconds."""
-    return int(seconds * 1_000_000_000)
-
-
-def _host_port(container: Any, port: int) -> str:
-    deadline = time.monotonic() + 10
-    while True:
-        container.reload()
-        bound = (container.ports or {}).get(f"{port}/tcp")
-        if bound:
-            return bound[0]["HostPort"]
-        if container.status == "exited" or time.monotonic() > deadline:
-            return "0"  # the wait for an answer reports the exit and the logs
-        time.sleep(0.2)
-
-
-def wait_until_answering(server: Server, timeout: float = START_TIMEOUT) -> tuple[bool, str]:
-    """(answered, what happened): polls `<base>api` until it answers 200, the container exits, or time is up."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = server.get("api")
-            if response.status_code == 200:
-                return True, f"200 from {server.base_url}api: {response.text[:200]}"
-            last = f"{response.status_code} from {server.base_url}api"
-        except requests.RequestException as exc:
-            last = f"{type(exc).__name__}"
-        server.container.reload()
-        if server.container.status == "exited":
-            return False, f"the container exited ({_exit_code(server.container)}); last log lines:\n{_logs(server.container)}"
-        time.sleep(0.5)
-    return False, f"{last} after {timeout:.0f} s; last log lines:\n{_logs(server.container)}"
-
-
-def standalone_checks(engine: Engine, node: Node, kernels: list[str],
-                      while_up: Callable[[Server], list[CheckResult]] | None = None) -> list[CheckResult]:
-    """Token and password servers of one image, started side by side."""
-    fragment = provider(node, "jupyter-server") or "?"
+def standalone_checks(target: Target, runner: ContainerRunner, options: CheckOptions,
+                      while_up: WhileUp | None = None) -> list[CheckResult]:
+    """Token and password servers of one image, started side by side; `while_up` runs against the token server."""
+    fragment = provider(target.node, "jupyter-server") or "?"
     token, password = secrets.token_hex(16), secrets.token_hex(8)
-    new = _factory(node.name, fragment)
+    new = _factory(target.node.name, fragment)
     results: list[CheckResult] = []
-    with started(engine, node, "token", {"JUPYTER_TOKEN": token}) as server, \
-            started(engine, node, "password", {"JUPYTER_PASSWORD": password}) as locked:
-        port = server_port(image_config(engine, node))
+    with started(runner, target, "token", {"JUPYTER_TOKEN": token}) as server, \
+            started(runner, target, "password", {"JUPYTER_PASSWORD": password}) as locked:
+        port = server_port(target.facts.config)
         up = new(f"the default command starts a server answering on port {port}", f"200 from <server>/api within {START_TIMEOUT:.0f} s")
         with up.timed():
             up.verdict(*wait_until_answering(server))
         results.append(up)
         if up.status != "passed":
             return results  # every later check needs the server; the failure above says why
-        results += [_token_refusal(new, server), _token_accepted(new, server), _kernels_listed(new, server, kernels),
+        results += [_token_refusal(new, server), _token_accepted(new, server), _kernels_listed(new, server, target.kernels),
                     _not_root(new, server), *_health(new, server)]
         if while_up is not None:
             results += while_up(server)
@@ -160,19 +59,18 @@ def standalone_checks(engine: Engine, node: Node, kernels: list[str],
     return results
 
 
-def hub_checks(engine: Engine, node: Node, kernels: list[str]) -> list[CheckResult]:
+def hub_checks(target: Target, runner: ContainerRunner, options: CheckOptions) -> list[CheckResult]:
     """The single-user server as a Hub spawner starts it, against the stand-in Hub."""
-    fragment = provider(node, "jupyterhub-singleuser") or "?"
-    new = _factory(node.name, fragment)
+    fragment = provider(target.node, "jupyterhub-singleuser") or "?"
+    new = _factory(target.node.name, fragment)
     results: list[CheckResult] = []
-    command = " ".join(image_config(engine, node).get("Cmd") or [])
-    if "singleuser" in command:
-        results.append(_refuses_without_hub(new, engine, node))
-    port = server_port(image_config(engine, node))
+    if "singleuser" in target.facts.command:
+        results.append(_refuses_without_hub(new, runner, target))
+    port = server_port(target.facts.config)
     user_token, prefix = secrets.token_hex(16), f"/user/{HUB_USER}/"
     env = hub_environment(port, prefix)
-    with started(engine, node, "hub", env, prefix=prefix) as server:
-        server.container.exec_run(["python", "-c", HUB_STUB, str(HUB_PORT), HUB_USER, user_token], detach=True)
+    with started(runner, target, "hub", env, prefix=prefix) as server:
+        server.container.exec(["python", "-c", HUB_STUB, str(HUB_PORT), HUB_USER, user_token], detach=True)
         server.token = user_token
         up = new(f"the default command starts the single-user server at {prefix} (stand-in Hub)",
                  f"200 from <server>{prefix}api within {START_TIMEOUT:.0f} s")
@@ -182,7 +80,7 @@ def hub_checks(engine: Engine, node: Node, kernels: list[str]) -> list[CheckResu
         if up.status != "passed":
             return results
         results += [_token_refusal(new, server, hub=True), _token_accepted(new, server, hub=True),
-                    _kernels_listed(new, server, kernels), _not_root(new, server), *_health(new, server)]
+                    _kernels_listed(new, server, target.kernels), _not_root(new, server), *_health(new, server)]
     return results
 
 
@@ -201,11 +99,11 @@ def hub_environment(port: int, prefix: str) -> dict[str, str]:
     }
 
 
-def _factory(image: str, fragment: str) -> Callable[[str, str], CheckResult]:
+def _factory(image: str, fragment: str) -> New:
     return lambda name, expected: CheckResult(image, name, fragment, "server", expected=expected)
 
 
-def _token_refusal(new: Callable, server: Server, hub: bool = False) -> CheckResult:
+def _token_refusal(new: New, server: Server, hub: bool = False) -> CheckResult:
     who = "the Hub does not vouch for" if hub else "without the token"
     result = new(f"requests {who} are refused", "401 or 403 for /api/kernelspecs with no token and with a wrong one")
     with result.timed():
@@ -214,7 +112,7 @@ def _token_refusal(new: Callable, server: Server, hub: bool = False) -> CheckRes
     return result
 
 
-def _token_accepted(new: Callable, server: Server, hub: bool = False) -> CheckResult:
+def _token_accepted(new: New, server: Server, hub: bool = False) -> CheckResult:
     what = "a token the Hub knows" if hub else "the token"
     result = new(f"requests with {what} are accepted", "200 for /api/kernelspecs with the token")
     with result.timed():
@@ -225,7 +123,7 @@ def _token_accepted(new: Callable, server: Server, hub: bool = False) -> CheckRe
     return result
 
 
-def _kernels_listed(new: Callable, server: Server, kernels: list[str]) -> CheckResult:
+def _kernels_listed(new: New, server: Server, kernels: list[str]) -> CheckResult:
     result = new("the REST API lists every declared kernel", f"/api/kernelspecs has {', '.join(kernels) or '(none declared)'}")
     with result.timed():
         listed = sorted(server.kernelspecs)
@@ -233,42 +131,38 @@ def _kernels_listed(new: Callable, server: Server, kernels: list[str]) -> CheckR
     return result
 
 
-def _not_root(new: Callable, server: Server) -> CheckResult:
+def _not_root(new: New, server: Server) -> CheckResult:
     result = new("the server does not run as root", "the jupyter process has a non-zero uid")
     with result.timed():
-        processes = server.container.top(ps_args="-o pid,uid,args").get("Processes") or []
+        processes = server.container.processes()
         jupyter = [(uid, args) for _, uid, args in processes if "jupyter" in args and "healthcheck" not in args]
         result.verdict(bool(jupyter) and all(uid.strip() != "0" for uid, _ in jupyter),
                        "; ".join(f"uid {uid}: {args[:120]}" for uid, args in jupyter) or "no jupyter process")
     return result
 
 
-def _health(new: Callable, server: Server) -> list[CheckResult]:
+def _health(new: New, server: Server) -> list[CheckResult]:
     """The image's HEALTHCHECK command (probed every second here) must report healthy.
 
     Docker ignores failed probes during the start period, so a probe that always
     fails turns 'unhealthy' only after the start period and its retries: the wait
     runs from the container's start until then, plus a margin.
     """
-    state = (server.container.attrs.get("State") or {}).get("Health")
-    if state is None:
+    if server.container.state().health is None:
         return []
     result = new("the image's health check reports healthy", f"health status 'healthy' within {HEALTH_WAIT:.0f} s")
     with result.timed():
-        deadline, status = server.started_at + HEALTH_WAIT, "starting"
-        while time.monotonic() < deadline:
-            server.container.reload()
-            health = server.container.attrs["State"].get("Health") or {}
-            status = health.get("Status", "none")
-            if status in ("healthy", "unhealthy"):
-                break
-            time.sleep(1)
-        log = (server.container.attrs["State"].get("Health") or {}).get("Log") or [{}]
-        result.verdict(status == "healthy", f"{status}; last probe: {str(log[-1].get('Output', '')).strip()[-300:]}")
+        def settled() -> Health | None:
+            health = server.container.state().health
+            return health if health is not None and health.status in ("healthy", "unhealthy") else None
+
+        final = server.runner.wait_until(settled, HEALTH_WAIT, 1.0, since=server.started_at) \
+            or server.container.state().health or Health("none", "")
+        result.verdict(final.status == "healthy", f"{final.status}; last probe: {final.last_output[-300:]}")
     return [result]
 
 
-def _password_checks(new: Callable, server: Server, password: str) -> list[CheckResult]:
+def _password_checks(new: New, server: Server, password: str) -> list[CheckResult]:
     accepted = new("login with the password set at start works", "after POST /login with it, 200 for /api/kernelspecs")
     refused = new("login without that password is refused", "403 for /api/kernelspecs with no login and after a wrong password")
     with accepted.timed():
@@ -287,7 +181,7 @@ def _password_checks(new: Callable, server: Server, password: str) -> list[Check
 
 def _login(server: Server, password: str) -> tuple[int, int]:
     """(status of POST /login, status of /api/kernelspecs in the same session)."""
-    session = _session()
+    session = new_session()
     session.get(server.base_url + "login", timeout=15)
     xsrf = session.cookies.get("_xsrf", "")
     posted = session.post(server.base_url + "login", data={"password": password, "_xsrf": xsrf},
@@ -296,33 +190,15 @@ def _login(server: Server, password: str) -> tuple[int, int]:
     return posted.status_code, after.status_code
 
 
-def _refuses_without_hub(new: Callable, engine: Engine, node: Node) -> CheckResult:
+def _refuses_without_hub(new: New, runner: ContainerRunner, target: Target) -> CheckResult:
     result = new("without a Hub the default command stops and says what is missing",
-                 "a non-zero exit within 60 s and a log line naming a JUPYTERHUB_ variable")
+                 f"a non-zero exit within {NO_HUB_TIMEOUT:.0f} s and a log line naming a JUPYTERHUB_ variable")
     with result.timed():
-        container = engine.client.containers.run(node.local_ref, detach=True, labels={SMOKE_LABEL: node.name},
-                                                 name=f"stacks-smoke-{node.name}-nohub-{secrets.token_hex(3)}")
-        try:
-            code = container.wait(timeout=60).get("StatusCode")
-            logs = _logs(container, 5)
+        with runner.run(target.node.local_ref, RunSpec(target.node.name, "nohub")) as container:
+            code = wait_for_exit(runner, container, NO_HUB_TIMEOUT)
+            logs = container.logs(5)
+        if code is None:
+            result.verdict(False, f"still running after {NO_HUB_TIMEOUT:.0f} s; last log lines:\n{logs}")
+        else:
             result.verdict(code != 0 and "JUPYTERHUB_" in logs, f"exit {code}; last log lines:\n{logs}")
-        finally:
-            container.remove(force=True)
     return result
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # a proxy from the environment must not see (or break) loopback requests
-    return session
-
-
-def _exit_code(container: Any) -> str:
-    return f"exit {(container.attrs.get('State') or {}).get('ExitCode', '?')}"
-
-
-def _logs(container: Any, lines: int = 15) -> str:
-    try:
-        return container.logs(tail=lines).decode(errors="replace").rstrip()
-    except Exception as exc:  # noqa: BLE001 - the container may be gone already
-        return f"(no logs: {exc})"

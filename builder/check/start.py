@@ -9,47 +9,46 @@ these are the promises every such image keeps.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
+from builder.adapters.containers import ContainerRunner, RunSpec, wait_for_exit
+from builder.check.options import CheckOptions
 from builder.check.result import CheckResult
-from builder.adapters.docker import Engine
-from builder.plan.plan import Node
-from builder.check.server import SMOKE_LABEL, image_config, provider
+from builder.check.target import Target, provider
 
 REMAP_UID, REMAP_GID = 4321, 4322
+REMAP_TIMEOUT = 120.0  # seconds for start.sh to remap the ids and run the script
 
 
-def start_checks(engine: Engine, node: Node) -> list[CheckResult]:
+def start_checks(target: Target, runner: ContainerRunner, options: CheckOptions) -> list[CheckResult]:
+    node = target.node
     fragment = provider(node, "start-scripts") or "?"
-    config = image_config(engine, node)
     default = CheckResult(node.name, "the image runs as a non-root user by default", fragment, "start",
                           expected="USER set to a name or uid other than root/0")
-    user = (config.get("User") or "").split(":")[0]
+    user = (target.facts.config.get("User") or "").split(":")[0]
     default.verdict(user not in ("", "0", "root"), f"USER {user or '(unset: root)'}")
-    return [default, *_remap_checks(engine, node, fragment)]
+    return [default, *_remap_checks(target, runner, fragment)]
 
 
-def _remap_checks(engine: Engine, node: Node, fragment: str) -> list[CheckResult]:
+def _remap_checks(target: Target, runner: ContainerRunner, fragment: str) -> list[CheckResult]:
+    node = target.node
     owned = CheckResult(node.name, "NB_UID/NB_GID remap: files on a bind-mounted host folder belong to the requested ids",
                         fragment, "start", expected=f"id {REMAP_UID}:{REMAP_GID} inside, file owned by {REMAP_UID}:{REMAP_GID} on the host")
     sudo = CheckResult(node.name, "GRANT_SUDO=yes gives the user passwordless sudo", fragment, "start",
                        expected="`sudo -n id -u` prints 0")
-    env = dict(item.split("=", 1) for item in image_config(engine, node).get("Env") or [] if "=" in item)
-    home = env.get("HOME", "/home/jovyan")
+    home = target.facts.environment.get("HOME", "/home/jovyan")
     folder = Path(tempfile.mkdtemp(prefix="stacks-smoke-mount-"))
     os.chmod(folder, 0o777)  # the container's root must be able to write here whatever the host's user is
     try:
         with owned.timed():
             script = f'touch "{home}/smoke-mount/made-here" && echo "ids $(id -u):$(id -g)" && echo "sudo $(sudo -n id -u 2>&1)"'
-            output = engine.client.containers.run(
-                node.local_ref, ["start.sh", "bash", "-c", script], user="root", remove=True,
+            output = _run_to_end(runner, target, RunSpec(
+                node.name, "remap", command=["start.sh", "bash", "-c", script], user="root",
                 environment={"NB_UID": str(REMAP_UID), "NB_GID": str(REMAP_GID), "GRANT_SUDO": "yes"},
-                volumes={str(folder): {"bind": f"{home}/smoke-mount", "mode": "rw"}},
-                labels={SMOKE_LABEL: node.name}, name=f"stacks-smoke-{node.name}-remap-{secrets.token_hex(3)}",
-            ).decode(errors="replace")
+                mounts={str(folder): f"{home}/smoke-mount"},
+            ))
             made = folder / "made-here"
             on_host = f"{made.stat().st_uid}:{made.stat().st_gid}" if made.exists() else "no file on the host"
             inside = next((line[4:] for line in output.splitlines() if line.startswith("ids ")), "?")
@@ -63,3 +62,12 @@ def _remap_checks(engine: Engine, node: Node, fragment: str) -> list[CheckResult
         shutil.rmtree(folder, ignore_errors=True)
     return [owned, sudo]
 
+
+def _run_to_end(runner: ContainerRunner, target: Target, spec: RunSpec) -> str:
+    """What the container printed on stdout; raises when it did not exit with status 0 in time."""
+    with runner.run(target.node.local_ref, spec) as container:
+        code = wait_for_exit(runner, container, REMAP_TIMEOUT)
+        if code != 0:
+            what = f"still running after {REMAP_TIMEOUT:.0f} s" if code is None else f"exited with status {code}"
+            raise RuntimeError(f"the {spec.role} container {what}; last log lines:\n{container.logs()}")
+        return container.logs(tail=None, stderr=False)

@@ -6,15 +6,13 @@ idle container of the built image, as its user, with no network. What they
 print feeds the tag templates (`{{ versions.python }}`), and every version the
 spec declares in `provides` (`python=3.11`, a base's `cuda=12.6`) must be
 compatible with what the image reports before anything is pushed: a tag must
-never say 3.12 on an image that runs 3.11.
+never say 3.12 on an image that runs 3.11. Running the commands is
+publish/versions.py's job; this module only plans and compares.
 """
 from __future__ import annotations
 
-import re
-import secrets
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import jinja2
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -24,11 +22,8 @@ from builder.plan.matrix import render_text
 
 if TYPE_CHECKING:
     from builder.plan.bases import BaseImage
-    from builder.adapters.docker import Engine
     from builder.plan.resolve import Applied
 
-PROBE_LABEL = "io.stacks.versions-probe"
-PROBE_TIMEOUT = 120  # seconds per command
 _SEPARATORS = ".-+_~"
 
 
@@ -115,44 +110,3 @@ def compare(report: VersionReport, wanted: dict[str, tuple[str, str]]) -> Versio
         elif not compatible(version, got):
             report.mismatches.append(f"{source} declares {name}={version}, but the image reports {name} {got}")
     return report
-
-
-def read_versions(engine: "Engine", ref: str, image: str, wanted: dict[str, Probe]) -> VersionReport:
-    """Run every probe in one idle container of `ref`; first line of stdout is the version."""
-    report = VersionReport(image)
-    if not wanted:
-        return report
-    container = engine.client.containers.run(
-        ref, entrypoint=["sleep"], command=["infinity"], detach=True, network_disabled=True,
-        labels={PROBE_LABEL: image}, name=f"stacks-versions-{image}-{secrets.token_hex(3)}",
-    )
-    try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(lambda probe: (probe, _run(container, probe.command)), wanted.values()))
-    finally:
-        container.remove(force=True)
-    for probe, (value, error) in answers:
-        if value:
-            report.versions[probe.name] = value
-        else:
-            report.failures[probe.name] = f"{error} (command from {probe.source}: {probe.command})"
-    return report
-
-
-def _run(container: Any, command: str) -> tuple[str, str]:
-    """(version, "") or ("", why not)."""
-    script = 'if command -v timeout >/dev/null 2>&1; then exec timeout "$0" sh -c "$1"; else exec sh -c "$1"; fi'
-    code, (out, err) = container.exec_run(["sh", "-c", script, str(PROBE_TIMEOUT), command], demux=True)
-    stdout = (out or b"").decode(errors="replace")
-    stderr = (err or b"").decode(errors="replace").strip()
-    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    if code != 0:
-        return "", f"exit status {code}" + (f": {_tail(stderr)}" if stderr else "")
-    if not lines:
-        return "", "printed nothing" + (f" (stderr: {_tail(stderr)})" if stderr else "")
-    return lines[0], ""
-
-
-def _tail(text: str, limit: int = 300) -> str:
-    text = re.sub(r"\s+", " ", text)
-    return text if len(text) <= limit else "..." + text[-limit:]

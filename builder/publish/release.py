@@ -21,7 +21,8 @@ from builder.spec.models import Registry, Settings
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.reports.report import TEST_REPORT, tested_images
 from builder.plan.tags import Facts, Tag, check_repository, late_templates, planned_tags, push_order, repository
-from builder.plan.versions import VersionReport, compare, declared, probes, read_versions
+from builder.plan.versions import VersionReport, compare, declared, probes
+from builder.publish.versions import read_versions
 
 ReleaseState = Literal["ready", "not built", "untested", "tested at another hash"]
 READY: Final = "ready"
@@ -131,7 +132,7 @@ def _resolve(plan: Plan, release: Release, settings: Settings, engine: Engine | 
         release.tags = planned_tags(variant, settings, node.hash, version_names=probes(node.chain, base))
         release.pending = late_templates(settings)
         return
-    report = read_versions(engine, node.local_ref, node.name, probes(node.chain, base))
+    report = read_versions(engine.containers, node.local_ref, node.name, probes(node.chain, base))
     release.versions = compare(report, declared(node.chain, base))
     release.problems += report.problems()
     release.facts = facts_of(release.image, report.versions, plan.spec.path.parent)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -10,6 +11,8 @@ from builder.build.site import Site, SiteError, ca_bundle
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET
 
 from .helpers import plan_of
+
+NO_GPU = SimpleNamespace(containers=SimpleNamespace(runtimes=lambda: {"runc": {}}))  # an engine without the nvidia runtime
 
 
 def test_mirror_urls_with_credentials_are_refused() -> None:
@@ -77,7 +80,9 @@ def test_the_workspace_reads_only_its_snapshot_of_the_environment(tmp_path: Path
     monkeypatch.setenv("STACKS_HARDWARE", "gpu")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "live"))
     ws = Workspace(tmp_path / "stacks.yaml", env={"XDG_CACHE_HOME": str(tmp_path / "snap"), "STACKS_PUSH_ATTEMPTS": "7"})
-    assert ws.check_options().hardware is None
+    assert ws.check_options(NO_GPU).hardware == frozenset() and ws.check_options(NO_GPU).out_dir == Path("build")
     assert ws.cache_dir == tmp_path / "snap" / "stacks"
     assert ws.retry_policy().attempts == 7
-    assert Workspace(tmp_path, env={"STACKS_HARDWARE": "gpu, "}).check_options().hardware == frozenset({"gpu"})
+    forced = Workspace(tmp_path, out=tmp_path / "o", env={"STACKS_HARDWARE": "gpu, ", "STACKS_CHROMIUM": "/opt/chrome"})
+    options = forced.check_options(NO_GPU)
+    assert options.hardware == frozenset({"gpu"}) and options.chromium == "/opt/chrome" and options.out_dir == tmp_path / "o"

@@ -15,7 +15,7 @@ from builder.check.result import CheckResult
 from builder.spec.fragments import load_library
 from builder.spec.models import Check
 from builder.reports.report import TESTS_MARKER, write_reports, write_test_reports
-from builder.check.server import server_port
+from builder.check.server_process import server_port
 from builder.check.smoke import checks_for, render_check
 
 from .helpers import plan_of, write_fragment
@@ -154,10 +154,9 @@ def test_server_port_comes_from_the_image() -> None:
     assert server_port({}) == 8888
 
 
-def test_browser_check_is_not_run_without_chromium(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("STACKS_CHROMIUM", "no-such-chromium-binary")
+def test_browser_check_is_not_run_without_chromium(tmp_path: Path) -> None:
     server = SimpleNamespace(base_url="http://127.0.0.1:1/", token="t", kernelspecs={})
-    results = browser_check.launcher_checks(server, "lab", "jupyterlab", tmp_path)
+    results = browser_check.launcher_checks(server, "lab", "jupyterlab", tmp_path, "no-such-chromium-binary")
     assert [r.status for r in results] == ["not run", "not run"]
     assert all("chromium not installed" in r.got for r in results)
 

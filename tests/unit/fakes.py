@@ -1,0 +1,173 @@
+"""A fake of the container interface (adapters/containers.py) and a stand-in Jupyter server on 127.0.0.1.
+
+`FakeContainers` starts `FakeContainer`s made by a factory the test gives
+(per RunSpec), records every run, and keeps a virtual clock: waits advance it
+instead of sleeping, so timeouts of minutes take no time. `StubJupyter` is a
+tiny HTTP server that knows tokens and passwords registered by the fake
+containers, enough for the server checks to reach a verdict.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from builder.adapters.containers import ExecResult, Health, ImageFacts, RunSpec, State, wait_until
+
+T = TypeVar("T")
+RUNNING = State("running", None, None)
+ExecHandler = Callable[["FakeContainer", list[str]], ExecResult]
+
+
+@dataclass
+class FakeContainer:
+    spec: RunSpec
+    port: int | None = None  # the host port every container port is "published" on
+    states: Callable[[float], State] = lambda now: RUNNING  # the state at a time of the virtual clock
+    on_exec: ExecHandler = lambda container, command: ExecResult(0)
+    log_text: str = ""
+    stdout_text: str = ""  # what logs(stderr=False) gives
+    procs: list[tuple[str, str, str]] = field(default_factory=list)
+    runner: FakeContainers | None = None
+    execs: list[list[str]] = field(default_factory=list)
+    removed: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name("fake")
+
+    def exec(self, command: list[str], timeout: float | None = None, *, user: str | None = None,
+             split: bool = False, detach: bool = False) -> ExecResult:
+        self.execs.append(command)
+        return self.on_exec(self, command)
+
+    def logs(self, tail: int | None = 15, stderr: bool = True) -> str:
+        return self.log_text if stderr else self.stdout_text
+
+    def state(self) -> State:
+        assert self.runner is not None
+        return self.states(self.runner.now)
+
+    def host_port(self, port: int) -> int | None:
+        return self.port
+
+    def processes(self) -> list[tuple[str, str, str]]:
+        return self.procs
+
+
+class FakeContainers:
+    """`ContainerRunner` without Docker: images by ref, containers from `factory`, a virtual clock."""
+
+    def __init__(self, images: dict[str, ImageFacts], factory: Callable[[RunSpec], FakeContainer]) -> None:
+        self.images = images
+        self.factory = factory
+        self.started: list[FakeContainer] = []
+        self.now = 0.0
+
+    def image(self, ref: str) -> ImageFacts:
+        return self.images[ref]
+
+    def runtimes(self) -> frozenset[str]:
+        return frozenset({"runc"})
+
+    @contextmanager
+    def run(self, ref: str, spec: RunSpec) -> Iterator[FakeContainer]:
+        container = self.factory(spec)
+        container.runner = self
+        self.started.append(container)
+        try:
+            yield container
+        finally:
+            container.removed = True
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait_until(self, condition: Callable[[], T | None], timeout: float, interval: float,
+                   since: float | None = None) -> T | None:
+        return wait_until(condition, timeout, interval, clock=self.clock, sleep=self._sleep, since=since)
+
+    def _sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def roles(self) -> list[str]:
+        return [c.spec.role for c in self.started]
+
+
+def healthy_after(seconds: float, final: str = "healthy", output: str = "probe said so") -> Callable[[float], State]:
+    """A running container whose health check says 'starting' until `seconds`, then `final`."""
+    return lambda now: State("running", None, Health("starting" if now < seconds else final, output))
+
+
+def exited(code: int) -> Callable[[float], State]:
+    return lambda now: State("exited", code, None)
+
+
+class StubJupyter:
+    """A Jupyter server as the checks see it: /api, /api/kernelspecs by token or login cookie, /login."""
+
+    def __init__(self) -> None:
+        self.tokens: set[str] = set()
+        self.passwords: set[str] = set()
+        self.ignore_token = False  # a server whose command line emptied the token
+        self.api_status = 200
+        self.ready: Callable[[], bool] = lambda: True  # whether /api answers yet
+        self.any_password = False  # a server that lets every password in
+        self.kernelspecs: dict[str, Any] = {"python3": {"spec": {"display_name": "Python 3 (ipykernel)"}}}
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                path = self.path.split("?", 1)[0]
+                if path.endswith("/api"):
+                    return self._send(stub.api_status if stub.ready() else 503, {"version": "2.0"})
+                if path.endswith("/api/kernelspecs"):
+                    sent = self.headers.get("Authorization", "").split()
+                    allowed = stub.ignore_token or (sent[-1:] and sent[-1] in stub.tokens) \
+                        or "auth=ok" in self.headers.get("Cookie", "")
+                    return self._send(200, {"kernelspecs": stub.kernelspecs}) if allowed else self._send(403, {})
+                if path.endswith("/login"):
+                    return self._send(200, {}, {"Set-Cookie": "_xsrf=x; Path=/"})
+                return self._send(404, {})
+
+            def do_POST(self) -> None:  # noqa: N802
+                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+                if stub.any_password or form.get("password", [""])[0] in stub.passwords:
+                    return self._send(302, {}, {"Set-Cookie": "auth=ok; Path=/", "Location": "/lab"})
+                return self._send(401, {})
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
+
+    def __enter__(self) -> StubJupyter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def register(self, spec: RunSpec) -> None:
+        """What a real server would take from its environment."""
+        if spec.environment.get("JUPYTER_TOKEN"):
+            self.tokens.add(spec.environment["JUPYTER_TOKEN"])
+        if spec.environment.get("JUPYTER_PASSWORD"):
+            self.passwords.add(spec.environment["JUPYTER_PASSWORD"])
