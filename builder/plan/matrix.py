@@ -8,7 +8,6 @@ created where their parent variant exists.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -17,11 +16,9 @@ from typing import Any, Iterable, Mapping
 import jinja2
 
 from builder.errors import Problem, raise_if_any
+from builder.spec.templating import render_text  # noqa: F401  (re-exported: smoke and versions render through it)
 from builder.spec.models import NAME_PATTERN, AxisRule
 from builder.spec.load import Spec
-
-_TEMPLATES = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-
 
 class AxisValue(str):
     """An axis value that also exposes its variables: `{{ os }}` and `{{ os.python }}`."""
@@ -117,50 +114,6 @@ def matches(rule: AxisRule, assignment: dict[str, str]) -> bool:
 def axis_context(spec: Spec, assignment: dict[str, str]) -> dict[str, AxisValue]:
     """Template variables for an assignment: each axis name bound to its value."""
     return {axis: AxisValue(value, spec.axes[axis][value]) for axis, value in assignment.items()}
-
-
-_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*\}\}")
-_MISSING = object()
-
-
-def render_text(template: str, context: dict[str, Any]) -> str:
-    """Render a short template from stacks.yaml (names, tags, params, base fields).
-
-    Most are plain substitutions like "{{ os.python }}"; those skip Jinja's per-call context
-    set-up (the dominant cost of planning a large matrix). Anything else, and any name that
-    does not resolve, goes through Jinja, which also produces the error message.
-    """
-    if "{" not in template:
-        return template
-    if "{%" not in template and "{#" not in template and template.count("{{") == len(_SIMPLE.findall(template)):
-        parts: list[str] = []
-        position = 0
-        for match in _SIMPLE.finditer(template):
-            value = _lookup(context, match.group(1))
-            if value is _MISSING or value is None:
-                break
-            parts += [template[position:match.start()], str(value)]
-            position = match.end()
-        else:
-            return "".join(parts) + template[position:]
-    return _compiled(template).render(context)
-
-
-def _lookup(context: dict[str, Any], dotted: str) -> Any:
-    name, _, attribute = dotted.partition(".")
-    value = context.get(name, _MISSING)
-    if value is _MISSING or not attribute:
-        return value
-    found = getattr(value, attribute, _MISSING)
-    if found is _MISSING and isinstance(value, dict):
-        found = value.get(attribute, _MISSING)
-    return found if isinstance(found, (str, int, float)) and not isinstance(found, bool) else _MISSING
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(template: str) -> jinja2.Template:
-    """Compiling is ~100x dearer than rendering, and a matrix renders the same few templates per variant."""
-    return _TEMPLATES.from_string(template)
 
 
 def _variant(spec: Spec, image: str, assignment: dict[str, str], parent: Variant | None, problems: list[Problem]) -> Variant:

@@ -10,7 +10,6 @@ deterministic: the same inputs give the same text and the same hash.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,8 @@ from typing import Any, Literal
 import jinja2
 
 from builder.errors import Location, Problem, SpecError
+from builder.plan.context_check import body_problems
+from builder.spec import templating
 from builder.plan.resolve import Applied
 
 Mode = Literal["buildkit", "classic"]
@@ -75,6 +76,11 @@ def render_image(
             stages.append(stage)
         sections[applied.name] = section
         files.update(fragment_files)
+    context = frozenset(files) | {"Dockerfile"}
+    problems = [p for applied in fragments
+                for p in body_problems(applied.fragment.folder / "Dockerfile.j2", sections[applied.name], context)]
+    if problems:
+        raise SpecError(problems)
     header = f"# Rendered by stacks for image '{name}'. Edit the fragments, not this file.\n"
     text = header + "".join(s.strip("\n") + "\n\n" for s in stages) + f"FROM {parent_ref}\n\n" + "\n".join(sections.values())
     dockerfile = _inject_build_env(text, mode)
@@ -119,33 +125,9 @@ def _render_fragment_now(applied: Applied, cache: CacheMounts, image_info: dict[
 
 def _render(template: jinja2.Template, context: dict[str, Any], path: Path) -> str:
     try:
-        return _fast_render(template, context)
-    except jinja2.UndefinedError as exc:
-        raise SpecError([Problem(f"template error: {exc.message}", Location(path, _template_line(path)))]) from None
-    except jinja2.TemplateError as exc:
-        raise SpecError([Problem(f"template error: {exc}", Location(path, _template_line(path)))]) from None
-
-
-def _fast_render(template: jinja2.Template, context: dict[str, Any]) -> str:
-    """`template.render(context)` without copying the globals into a fresh parent scope
-    (half its cost); on error, Jinja rewrites the traceback to template lines as usual."""
-    try:
-        variables = {**template.globals, **context}
-        return template.environment.concat(template.root_render_func(template.new_context(variables, shared=True)))  # type: ignore[attr-defined]
-    except Exception:
-        template.environment.handle_exception()
-        raise
-
-
-def _template_line(path: Path) -> int | None:
-    """The template line being rendered when the current exception was raised (Jinja keeps it in the traceback)."""
-    tb = sys.exc_info()[2]
-    line = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == str(path):
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
+        return templating.render(template, context)
+    except templating.TemplateFailure as exc:
+        raise SpecError([Problem(f"template error: {exc.message}", Location(path, exc.lineno))]) from None
 
 
 def _inject_build_env(text: str, mode: Mode) -> str:
