@@ -168,14 +168,9 @@ def hub_config(spec_file: Path, out: Path, manifest: Path | None) -> None:
               help="Directory that receives one folder per image.")
 def render(spec_file: Path, out: Path) -> None:
     """Write each image's Dockerfile and build context."""
-    from builder.plan.render import write_context
+    from builder.plan.render import write_all
 
-    result = _plan(spec_file)
-    count = 0
-    for node in result.images():
-        assert node.rendered is not None
-        write_context(node.rendered, out / node.name)
-        count += 1
+    count = write_all(_plan(spec_file).images(), out)
     click.echo(f"rendered {count} images into {out}/")
 
 
@@ -190,8 +185,9 @@ def graph(spec_file: Path, fmt: str, out: Path | None) -> None:
     result = _plan(spec_file)
     data: bytes = draw.picture(result, fmt) if fmt in ("svg", "png") else getattr(draw, fmt)(result).encode()
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
+        from builder.outputs.owned import write_file
+
+        write_file(out, data)
         click.echo(f"wrote {out}", err=True)
     elif fmt == "png" and sys.stdout.isatty():
         raise click.UsageError("PNG is binary: pass --out FILE or redirect stdout")
@@ -210,9 +206,11 @@ def schema(spec_file: Path, kind: str, out: Path | None) -> None:
     if out is None:
         click.echo(schema_text(kind), nl=False)
         return
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SCHEMAS:
-        (out / f"{name}.schema.json").write_text(schema_text(name), encoding="utf-8")
+    from builder.outputs.owned import claim_dir
+
+    with claim_dir(out) as owned:
+        for name in SCHEMAS:
+            owned.write(f"{name}.schema.json", schema_text(name))
     click.echo(f"wrote {', '.join(f'{n}.schema.json' for n in SCHEMAS)} into {out}/")
 
 

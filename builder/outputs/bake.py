@@ -22,7 +22,6 @@ needed to write or check the file.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import networkx as nx
 
 from builder.plan.labels import CREATED_LABEL, image_labels
 from builder.plan.plan import Node, Plan
+from builder.outputs.owned import write_file
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
 from builder.plan.tags import REPOSITORY, TAG, repository
 
@@ -84,10 +84,7 @@ def make_bake(plan: Plan, nodes: list[Node], options: BakeOptions, relative_to: 
 
 
 def write_bake(document: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_file(path, json.dumps(document, indent=2) + "\n")  # atomic; never replaces a file stacks did not write
 
 
 def _narrow(nodes: list[Node], platforms: tuple[str, ...]) -> list[Node]:
@@ -338,8 +335,7 @@ def run_bake(spec_file: Path, images: Iterable[str], out: Path, contexts: Path |
     ca_file = None
     if site.ca_certificates:
         ca_file = out.parent / "ca-bundle.pem"
-        ca_file.parent.mkdir(parents=True, exist_ok=True)
-        ca_file.write_bytes(ca_bundle(site.ca_certificates))
+        write_file(ca_file, ca_bundle(site.ca_certificates))
     mirrors = tuple((k, v) for k, v in (("PIP_INDEX_URL", site.pip_index_url), ("NPM_CONFIG_REGISTRY", site.npm_registry)) if v)
     options = BakeOptions(contexts_dir=contexts or out.parent / "bake", cache=cache, cache_repo=cache_repo,
                           bases_from=bases_from, platforms=tuple(platforms), ca_file=ca_file, build_args=mirrors)

@@ -434,9 +434,11 @@ def run_hub_config(spec_file: Path, out: Path, manifest: Path | None, say: Say =
     hub = hub_plan(plan, settings, refs, _engine_check(lambda m: click.echo(m, err=True)), docker_socket_gid())
     for warning in version_warnings(plan, hub):
         click.echo(f"warning: {warning}", err=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in ((CONFIG_FILE, config_text(hub)), (COMPOSE_FILE, compose_text(hub)), (ENV_FILE, env_text(hub))):
-        (out / name).write_text(text, encoding="utf-8")
+    from builder.outputs.owned import claim_dir
+
+    with claim_dir(out) as owned:
+        for name, text in ((CONFIG_FILE, config_text(hub)), (COMPOSE_FILE, compose_text(hub)), (ENV_FILE, env_text(hub))):
+            owned.write(name, text)
     say(f"hub: {hub.hub_ref}")
     for image in hub.images:
         say(f"  {image.name} -> {image.ref}{'  (GPU)' if image.gpu else ''}{'  (default)' if image.name == hub.default else ''}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 import jinja2
 
@@ -20,6 +20,9 @@ from builder.errors import Location, Problem, SpecError
 from builder.plan.context_check import body_problems
 from builder.spec import templating
 from builder.plan.resolve import Applied
+
+if TYPE_CHECKING:
+    from builder.outputs.owned import OwnedDir
 
 Mode = Literal["buildkit", "classic"]
 
@@ -147,18 +150,46 @@ def _inject_build_env(text: str, mode: Mode) -> str:
 
 
 def write_context(rendered: Rendered, folder: Path) -> None:
-    """Write a rendered image into `folder`, replacing what was there."""
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = {"Dockerfile", *rendered.files}
-    for old in sorted(folder.rglob("*"), reverse=True):
-        relative = old.relative_to(folder).as_posix()
-        if old.is_file() and relative not in wanted:
-            old.unlink()
-        elif old.is_dir() and not any(old.iterdir()):
-            old.rmdir()
-    (folder / "Dockerfile").write_text(rendered.dockerfile, encoding="utf-8")
+    """Write a rendered image into `folder`, replacing what an earlier run wrote there (and nothing else)."""
+    from builder.outputs.owned import claim_dir
+
+    with claim_dir(folder, legacy=_legacy_context) as owned:
+        write_rendered(rendered, owned)
+
+
+def write_rendered(rendered: Rendered, owned: "OwnedDir", prefix: str = "") -> None:
+    """Write a rendered image's Dockerfile and context files into `owned` (below `prefix`)."""
+    base = f"{prefix}/" if prefix else ""
+    owned.write(f"{base}Dockerfile", rendered.dockerfile)
     for relative, (data, mode) in rendered.files.items():
-        target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(mode)
+        owned.write(base + relative, data, mode)
+
+
+def write_all(images: Iterable[Any], out: Path) -> int:
+    """`stacks render`: every image's folder below `out`, which stacks owns as a whole; returns the count."""
+    from builder.outputs.owned import claim_dir
+
+    count = 0
+    with claim_dir(out, legacy=_legacy_render) as owned:
+        for node in images:
+            write_rendered(node.rendered, owned, node.name)
+            count += 1
+    return count
+
+
+def _legacy_context(folder: Path) -> bool:
+    """A context written before stacks kept manifests: its Dockerfile starts with the render header."""
+    try:
+        with open(folder / "Dockerfile", "rb") as handle:
+            return handle.read(len(_HEADER_START)) == _HEADER_START
+    except OSError:
+        return False
+
+
+def _legacy_render(folder: Path) -> bool:
+    """A `stacks render` folder written before manifests: only folders, each a legacy context."""
+    entries = list(folder.iterdir())
+    return all(e.is_dir() and not e.is_symlink() and _legacy_context(e) for e in entries)
+
+
+_HEADER_START = b"# Rendered by stacks for image "
