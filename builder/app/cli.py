@@ -2,6 +2,8 @@
 
 Bad input never shows a traceback: every SpecError is printed as
 `file:line:col: error: ...` lines on stderr and the exit status is 2.
+Exit codes (README.md): 0 ok, 1 the work failed (a build, a check, a push,
+lint findings), 2 bad input or usage, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -319,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(2 if exc.exit_code == 1 else exc.exit_code)  # a refused option or precondition is bad usage: 2
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

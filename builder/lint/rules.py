@@ -66,6 +66,7 @@ class LintResult:
     threshold: str = "info"  # the lowest level that fails the run
     images: int = 0
     fragments: int = 0
+    invalid: bool = False  # the spec or a fragment does not load: bad input (exit 2), not a finding (exit 1)
 
     @property
     def failed(self) -> list[Finding]:
@@ -84,6 +85,7 @@ def lint(spec_path: Path, hadolint: str | None = None, use_hadolint: bool = True
         plan = make_plan(spec)
     except SpecError as exc:
         findings += [_from_problem(p) for p in exc.problems]
+        result.invalid = True
     library = spec.library if spec is not None else _library_of(spec_path, findings)
     result.fragments = len(library.fragments)
     for fragment in library.fragments.values():
@@ -275,7 +277,8 @@ def _order(finding: Finding) -> tuple:
 
 
 def run_lint(spec_file: Path, hadolint: str | None, use_hadolint: bool) -> int:
-    """`stacks lint`: print every finding; exit 1 when one is at or above the failure threshold."""
+    """`stacks lint`: print every finding; exit 2 when the input does not load, 1 when a finding is at or
+    above the failure threshold (the exit-code rule in README.md)."""
     import click
 
     result = lint(spec_file, hadolint, use_hadolint)
@@ -286,4 +289,4 @@ def run_lint(spec_file: Path, hadolint: str | None, use_hadolint: bool) -> int:
                f"({failed} at or above '{result.threshold}')" if result.findings else "no problems")
     click.echo(f"stacks lint: {summary} in {result.fragments} fragments, {spec_file} and {result.images} rendered images",
                err=True)
-    return 1 if failed else 0
+    return 2 if result.invalid else 1 if failed else 0

@@ -331,7 +331,9 @@ def run_new_kernel(spec_file: Path, name: str, package: str | None, version: str
         recipe = recipe_for(package, version, language, kernelspec, install, snippet, expect, name.removeprefix("kernel-"))
         made = new_kernel(spec_file, name, recipe, parent, image, into)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        error = click.ClickException(str(exc))
+        error.exit_code = 2  # bad input, as for every command (README: exit codes)
+        raise error from None
     for path in made.files:
         click.echo(f"created {path}")
     click.echo(f"{'added image' if made.created_image else 'added the fragment to image'} '{made.image}' in {spec_file}")

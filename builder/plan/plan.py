@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import jinja2
 import networkx as nx
 
 from builder.plan.bases import BaseImage
 from builder.errors import Problem, SpecError, did_you_mean, raise_if_any
 from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
-from builder.plan.matrix import expand, render_text
+from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
 from builder.spec.load import Spec, load_spec
@@ -185,7 +186,9 @@ def _image_node(
     except SpecError as exc:
         problems += exc.problems
         return None
-    build_args = {key: render_text(value, variant.context) for key, value in definition.build_args.items()}
+    build_args = _build_args(spec, variant, problems)
+    if build_args is None:
+        return None
     inputs = image_inputs(rendered, build_args, parent.hash, mode)
     content_hash = hash_inputs(inputs)
     repo = definition.repo or variant.image
@@ -205,6 +208,19 @@ def _image_node(
         build_args=build_args, unverified=parent.unverified + _unverified(item.own),
         size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
     )
+
+
+def _build_args(spec: Spec, variant: Variant, problems: list[Problem]) -> dict[str, str] | None:
+    """The image's build_args rendered for the variant; None (and problems) when a template fails."""
+    values, ok = {}, True
+    for key, value in spec.images[variant.image].build_args.items():
+        try:
+            values[key] = render_text(value, variant.context)
+        except jinja2.TemplateError as exc:
+            ok = False
+            problems.append(Problem(f"image '{variant.name}': build arg '{key}': {exc}",
+                                    spec.where("images", variant.image, "build_args", key)))
+    return values if ok else None
 
 
 def parse_size(text: str) -> int:
