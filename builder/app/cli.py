@@ -30,7 +30,10 @@ FILE_OPTION = click.option(
 def _plan(spec_file: Path, mode: str = "buildkit"):
     from builder.plan.plan import load_plan
 
-    return load_plan(spec_file, mode)  # type: ignore[arg-type]
+    result = load_plan(spec_file, mode)  # type: ignore[arg-type]
+    for problem in result.warnings:
+        click.echo(str(problem), err=True)
+    return result
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import jinja2
 
-from builder.errors import Problem, raise_if_any
+from builder.errors import Problem, raise_if_any, warning
 from builder.spec.templating import render_text  # noqa: F401  (re-exported: smoke and versions render through it)
 from builder.spec.models import NAME_PATTERN, AxisRule
 from builder.spec.load import Spec
@@ -50,8 +50,13 @@ class Variant:
     context: dict[str, Any] = field(compare=False, repr=False)
 
 
-def expand(spec: Spec) -> list[Variant]:
-    """All variants, parents before children; raises SpecError on bad names or clashes."""
+def expand(spec: Spec, warnings: list[Problem] | None = None) -> list[Variant]:
+    """All variants, parents before children; raises SpecError on bad names or clashes.
+
+    Rules that change nothing (an `exclude` matching no combination, an `include`
+    that adds nothing) and images left without any variant are added to `warnings`:
+    such a spec plans, but not as its author meant."""
+    warnings = [] if warnings is None else warnings
     variants: dict[str, list[Variant]] = {}
     problems: list[Problem] = []
     for image in spec.image_order():
@@ -67,10 +72,16 @@ def expand(spec: Spec) -> list[Variant]:
                 ))
         own = [a for a in spec.axes if a in definition.axes and a not in inherited]
         found = []
+        used: set[tuple[str, int]] = set()
         for parent in parents:
-            for assignment in _assignments(spec, parent.axes if parent else {}, own, definition.exclude, definition.include):
+            for assignment in _assignments(spec, parent.axes if parent else {}, own, definition.exclude,
+                                           definition.include, used):
                 found.append(_variant(spec, image, assignment, parent, problems))
         variants[image] = found
+        warnings += _idle_rules(spec, image, used, bool(parents))
+        if parents and not found:
+            warnings.append(warning(f"image '{image}' has no variants: its exclude rules remove every combination",
+                                    spec.where("images", image), "it and its children are not planned"))
     everything = [v for group in variants.values() for v in group]
     problems += _duplicate_names(spec, everything)
     raise_if_any(problems)
@@ -78,16 +89,22 @@ def expand(spec: Spec) -> list[Variant]:
 
 
 def _assignments(
-    spec: Spec, inherited: dict[str, str], own: list[str], exclude: list[AxisRule], include: list[AxisRule]
+    spec: Spec, inherited: dict[str, str], own: list[str], exclude: list[AxisRule], include: list[AxisRule],
+    used: set[tuple[str, int]] | None = None,
 ) -> list[dict[str, str]]:
+    """The axis assignments of one parent variant; `used` collects ("exclude"|"include", index) of rules that acted."""
+    used = set() if used is None else used
     chosen = []
     for combo in itertools.product(*(spec.axes[a] for a in own)):
         assignment = _ordered(spec, {**inherited, **dict(zip(own, combo))})
-        if not any(matches(rule, assignment) for rule in exclude):
+        hits = [index for index, rule in enumerate(exclude) if matches(rule, assignment)]
+        used.update(("exclude", index) for index in hits)
+        if not hits:
             chosen.append(assignment)
-    for rule in include:
+    for index, rule in enumerate(include):
         if not all(_accepts(rule.get(a), v) for a, v in inherited.items() if a in rule):
             continue
+        used.add(("include", index))
         free = [a for a in own if a not in rule]
         fixed = [(a, rule[a]) for a in own if a in rule]
         for fixed_values in itertools.product(*([v] if isinstance(v, str) else v for _, v in fixed)):
@@ -96,6 +113,19 @@ def _assignments(
                 if assignment not in chosen:
                     chosen.append(assignment)
     return chosen
+
+
+def _idle_rules(spec: Spec, image: str, used: set[tuple[str, int]], has_parents: bool) -> list[Problem]:
+    definition = spec.images[image]
+    found = []
+    for field_name, rules, what in (("exclude", definition.exclude, "matches no combination of axis values"),
+                                    ("include", definition.include, "names values no parent variant has")):
+        for index, _ in enumerate(rules):
+            if (field_name, index) not in used and has_parents:
+                found.append(warning(f"image '{image}': this {field_name} rule {what}, so it does nothing",
+                                     spec.where("images", image, field_name, index),
+                                     "check the axis values against the parent's; a parent's exclude removes them here too"))
+    return found
 
 
 def _ordered(spec: Spec, assignment: dict[str, str]) -> dict[str, str]:

@@ -88,6 +88,8 @@ class Plan:
     spec: Spec
     graph: nx.DiGraph
     mode: Mode
+    #: problems that do not stop the plan (rules that do nothing, images without variants)
+    warnings: tuple[Problem, ...] = ()
 
     def __getitem__(self, name: str) -> Node:
         return self.graph.nodes[name]["node"]
@@ -136,7 +138,8 @@ def load_plan(path: Path, mode: Mode = "buildkit") -> Plan:
 
 
 def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
-    variants = expand(spec)
+    warnings: list[Problem] = []
+    variants = expand(spec, warnings)
     resolved = resolve(spec, variants)
     graph = nx.DiGraph()
     problems: list[Problem] = []
@@ -156,8 +159,8 @@ def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
             graph.add_node(node.name, node=node, position=position)
             graph.add_edge(parent.name, node.name)
     problems += _tag_clashes(spec, graph)
-    raise_if_any(problems)
-    return Plan(spec, graph, mode)
+    raise_if_any(problems + warnings)
+    return Plan(spec, graph, mode, tuple(sorted(set(warnings), key=str)))
 
 
 def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) -> None:
