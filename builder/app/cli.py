@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     except SpecError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        count = len(exc.problems)
+        count = sum(p.severity == "error" for p in exc.problems)
         click.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:

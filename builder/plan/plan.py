@@ -20,7 +20,7 @@ from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
 from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
-from builder.spec.load import Spec, load_spec
+from builder.spec.load import Spec, load_spec_partial
 from builder.plan.tags import check_repository, repository, tags_for
 from builder.plan.versions import probe_names
 
@@ -134,18 +134,29 @@ class Plan:
 
 
 def load_plan(path: Path, mode: Mode = "buildkit") -> Plan:
-    return make_plan(load_spec(path), mode)
+    """The plan of a stacks file; a SpecError lists the problems of every stage at once (see `load_spec_partial`)."""
+    spec, problems = load_spec_partial(path)
+    if spec is not None and any(p.severity == "error" for p in problems):
+        try:
+            make_plan(spec, mode)  # the valid part: its own problems are not follow-ons
+        except SpecError as exc:
+            problems += exc.problems
+    raise_if_any(problems)
+    assert spec is not None
+    return make_plan(spec, mode)
 
 
 def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
     warnings: list[Problem] = []
     variants = expand(spec, warnings)
-    resolved = resolve(spec, variants)
-    graph = nx.DiGraph()
     problems: list[Problem] = []
+    resolved = resolve(spec, variants, problems)
+    graph = nx.DiGraph()
     prefix = spec.model.settings.local_prefix
     for position, variant in enumerate(variants):
-        item = resolved[variant.name]
+        item = resolved.get(variant.name)
+        if item is None or (item.base is None and variant.parent not in graph):
+            continue  # its contracts or its parent are broken: reported already, descendants would only repeat it
         if item.base is not None:
             _add_base(graph, item.base, prefix, position)
             parent = graph.nodes[item.base.name]["node"]
