@@ -83,5 +83,5 @@ def _display_path(path: Path) -> Path:
     """Paths relative to the working directory read better in terminals and CI logs."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside the working directory, or a symlink loop
         return path
