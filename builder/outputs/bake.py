@@ -322,11 +322,13 @@ def run_bake(spec_file: Path, images: Iterable[str], out: Path, contexts: Path |
     import click
 
     from builder.build.images import ca_bundle
-    from builder.plan.plan import load_plan
+    from builder.plan.plan import load_plan, platform_warnings
     from builder.app.commands import build_options, check_options, select_nodes
 
     plan = load_plan(spec_file, "buildkit")  # bake always builds with BuildKit
     nodes = select_nodes(plan, list(images), only_verified)
+    for problem in platform_warnings(plan, platforms):
+        click.echo(str(problem), err=True)
     site = build_options(plan, out.parent, None, ca_certs)
     check_options(site, "buildkit")
     missing = [str(p) for p in site.ca_certificates if not Path(p).is_file()]

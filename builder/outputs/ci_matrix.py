@@ -254,13 +254,16 @@ def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, plat
     """`stacks matrix`: the jobs as a table, or (--json) the one-line JSON the CI workflow reads."""
     import click
 
-    from builder.plan.plan import load_plan
+    from builder.plan.plan import load_plan, platform_warnings
 
     try:
         runner_map = parse_runners(runners)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    matrix = make_matrix(load_plan(spec_file), images, only_verified, platforms, runner_map, max_jobs, push_platform)
+    plan = load_plan(spec_file)
+    for problem in platform_warnings(plan, platforms):
+        click.echo(str(problem), err=True)
+    matrix = make_matrix(plan, images, only_verified, platforms, runner_map, max_jobs, push_platform)
     if as_json:
         click.echo(json.dumps(matrix.to_json(), separators=(",", ":")))
     else:

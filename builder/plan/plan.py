@@ -15,7 +15,7 @@ import jinja2
 import networkx as nx
 
 from builder.plan.bases import BaseImage
-from builder.errors import Problem, SpecError, did_you_mean, raise_if_any
+from builder.errors import Problem, SpecError, did_you_mean, raise_if_any, warning
 from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
 from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
@@ -235,6 +235,16 @@ def _build_args(spec: Spec, variant: Variant, problems: list[Problem]) -> dict[s
             problems.append(Problem(f"image '{variant.name}': build arg '{key}': {exc}",
                                     spec.where("images", variant.image, "build_args", key)))
     return values if ok else None
+
+
+def platform_warnings(plan: Plan, platforms: Iterable[str]) -> list[Problem]:
+    """A `--platform` no image of the plan is built for selects nothing: say so where platforms are declared."""
+    known = sorted({p for node in plan for p in node.platforms})
+    return [
+        warning(f"--platform {name}: no image is built for it, so it selects nothing", plan.spec.where("bases"),
+                did_you_mean(name, known) or f"platforms of this stack: {', '.join(known) or 'none'}")
+        for name in dict.fromkeys(platforms) if name not in known
+    ]
 
 
 def parse_size(text: str) -> int:

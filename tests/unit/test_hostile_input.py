@@ -351,3 +351,10 @@ def test_new_kernel_refusal_exits_2(tmp_path: Path, capsys) -> None:
 def test_usage_error_exits_2(capsys) -> None:
     code, _, _ = run(capsys, "plan", "--no-such-option")
     assert code == 2
+
+
+def test_unknown_platform_is_a_warning(tmp_path: Path, capsys) -> None:
+    path = make_stack(tmp_path, SPEC.replace('pull: "debian:12"', 'pull: "debian:12", platforms: [linux/amd64]'))
+    code, _, err = run(capsys, "matrix", "-f", str(path), "--platform", "linux/amd46")
+    assert "stacks.yaml:2:3: warning: --platform linux/amd46: no image is built for it" in err
+    assert "did you mean 'linux/amd64'?" in err
