@@ -192,7 +192,9 @@ def _fragment_problems(spec: Spec, name: str, image: ImageDef, dirs: list[Path])
             yield Problem(
                 f"image '{name}': unknown fragment '{use.use}'",
                 spec.where("images", name, "fragments", index),
-                did_you_mean(use.use, spec.library.fragments)
+                ("its folder is there but the fragment has errors (reported with it)"
+                 if any((d / use.use / "fragment.yaml").is_file() for d in dirs) else None)
+                or did_you_mean(use.use, spec.library.fragments)
                 or f"no folder '{use.use}' with a fragment.yaml in {', '.join(str(d) for d in dirs)}",
             )
         yield from _rule_problems(spec, use.when, ("images", name, "fragments", index, "when"))
