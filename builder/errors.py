@@ -37,10 +37,12 @@ class Problem:
     message: str
     location: Location | None = None
     hint: str | None = None
+    #: "error" fails the run; "warning" is printed and the run goes on (a rule that does nothing, say)
+    severity: str = "error"
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
-        text = f"{where}error: {self.message}"
+        text = f"{where}{self.severity}: {self.message}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text
@@ -61,8 +63,13 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 
 
 def raise_if_any(problems: list[Problem]) -> None:
-    if problems:
+    """Raise the errors among `problems` (warnings alone never fail a run)."""
+    if any(p.severity == "error" for p in problems):
         raise SpecError(problems)
+
+
+def warning(message: str, location: Location | None = None, hint: str | None = None) -> Problem:
+    return Problem(message, location, hint, severity="warning")
 
 
 def _problem_order(problem: Problem) -> tuple:
@@ -76,5 +83,5 @@ def _display_path(path: Path) -> Path:
     """Paths relative to the working directory read better in terminals and CI logs."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside the working directory, or a symlink loop
         return path

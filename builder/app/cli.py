@@ -2,6 +2,8 @@
 
 Bad input never shows a traceback: every SpecError is printed as
 `file:line:col: error: ...` lines on stderr and the exit status is 2.
+Exit codes (README.md): 0 ok, 1 the work failed (a build, a check, a push,
+lint findings), 2 bad input or usage, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -34,7 +36,10 @@ FILE_OPTION = click.option(
 def _plan(spec_file: Path, mode: Mode = "buildkit") -> Plan:
     from builder.plan.plan import load_plan
 
-    return load_plan(spec_file, mode)
+    result = load_plan(spec_file, mode)
+    for problem in result.warnings:
+        click.echo(str(problem), err=True)
+    return result
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -180,14 +185,9 @@ def hub_config(spec_file: Path, out: Path, manifest: Path | None) -> None:
               help="Directory that receives one folder per image.")
 def render(spec_file: Path, out: Path) -> None:
     """Write each image's Dockerfile and build context."""
-    from builder.plan.render import write_context
+    from builder.plan.render import write_all
 
-    result = _plan(spec_file)
-    count = 0
-    for node in result.images():
-        assert node.rendered is not None
-        write_context(node.rendered, out / node.name)
-        count += 1
+    count = write_all(_plan(spec_file).images(), out)
     click.echo(f"rendered {count} images into {out}/")
 
 
@@ -202,8 +202,9 @@ def graph(spec_file: Path, fmt: str, out: Path | None) -> None:
     result = _plan(spec_file)
     data: bytes = draw.picture(result, fmt) if fmt in ("svg", "png") else getattr(draw, fmt)(result).encode()
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
+        from builder.owned import write_file
+
+        write_file(out, data)
         click.echo(f"wrote {out}", err=True)
     elif fmt == "png" and sys.stdout.isatty():
         raise click.UsageError("PNG is binary: pass --out FILE or redirect stdout")
@@ -222,9 +223,11 @@ def schema(spec_file: Path, kind: str, out: Path | None) -> None:
     if out is None:
         click.echo(schema_text(kind), nl=False)
         return
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SCHEMAS:
-        (out / f"{name}.schema.json").write_text(schema_text(name), encoding="utf-8")
+    from builder.owned import claim_dir
+
+    with claim_dir(out) as owned:
+        for name in SCHEMAS:
+            owned.write(f"{name}.schema.json", schema_text(name))
     click.echo(f"wrote {', '.join(f'{n}.schema.json' for n in SCHEMAS)} into {out}/")
 
 
@@ -325,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     except SpecError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        count = len(exc.problems)
+        count = sum(p.severity == "error" for p in exc.problems)
         click.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
@@ -333,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(2 if exc.exit_code == 1 else exc.exit_code)  # a refused option or precondition is bad usage: 2
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -9,7 +9,8 @@ from builder.lint.rules import lint
 
 
 def run_lint(spec_file: Path, hadolint: str | None, use_hadolint: bool) -> int:
-    """`stacks lint`: print every finding; exit 1 when one is at or above the failure threshold."""
+    """`stacks lint`: print every finding; exit 2 when the input does not load, 1 when a finding is at or
+    above the failure threshold (the exit-code rule in README.md)."""
     result = lint(spec_file, hadolint, use_hadolint)
     for finding in result.findings:
         click.echo(str(finding), err=True)
@@ -18,4 +19,4 @@ def run_lint(spec_file: Path, hadolint: str | None, use_hadolint: bool) -> int:
                f"({failed} at or above '{result.threshold}')" if result.findings else "no problems")
     click.echo(f"stacks lint: {summary} in {result.fragments} fragments, {spec_file} and {result.images} rendered images",
                err=True)
-    return 1 if failed else 0
+    return 2 if result.invalid else 1 if failed else 0

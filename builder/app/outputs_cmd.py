@@ -19,7 +19,9 @@ from builder.outputs.bake import BakeOptions, bake_graph, bootstrapped_bases, ch
 from builder.outputs.ci_matrix import DEFAULT_PUSH_PLATFORM, make_matrix, parse_runners, table
 from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, compose_text, config_text, docker_socket_gid, env_text,
                                         hub_plan, manifest_refs, version_warnings)
+from builder.owned import claim_dir, write_file
 from builder.outputs.scaffold import _title, new_kernel, recipe_for
+from builder.plan.plan import platform_warnings
 from builder.spec.models import HubSettings
 
 Say = Callable[[str], None]
@@ -36,6 +38,8 @@ def run_bake(spec_file: Path, images: Iterable[str], out: Path, contexts: Path |
     ws = Workspace(spec_file=spec_file, out=out.parent, say=_err)
     plan = ws.plan("buildkit")  # bake always builds with BuildKit
     nodes = ws.select(plan, list(images), only_verified)
+    for problem in platform_warnings(plan, platforms):
+        _err(str(problem))
     site = ws.site(plan, ca_certs)
     try:
         site.check("buildkit")
@@ -44,17 +48,16 @@ def run_bake(spec_file: Path, images: Iterable[str], out: Path, contexts: Path |
     ca_file = None
     if site.ca_certificates:
         ca_file = out.parent / "ca-bundle.pem"
-        ca_file.parent.mkdir(parents=True, exist_ok=True)
-        ca_file.write_bytes(ca_bundle(site.ca_certificates))
+        write_file(ca_file, ca_bundle(site.ca_certificates))
     mirrors = tuple((k, v) for k, v in (("PIP_INDEX_URL", site.pip_index_url), ("NPM_CONFIG_REGISTRY", site.npm_registry)) if v)
     options = BakeOptions(contexts_dir=contexts or out.parent / "bake", cache=cache, cache_repo=cache_repo,
                           bases_from=bases_from, platforms=tuple(platforms), ca_file=ca_file, build_args=mirrors)
     document = make_bake(plan, nodes, options)
     write_bake(document, out)
-    problems = check_bake(document, Path.cwd()) + graph_difference(plan_graph(nodes, options), bake_graph(document, Path.cwd()))
-    for problem in problems:
-        click.echo(f"{out}: error: {problem}", err=True)
-    if problems:
+    mistakes = check_bake(document, Path.cwd()) + graph_difference(plan_graph(nodes, options), bake_graph(document, Path.cwd()))
+    for mistake in mistakes:
+        click.echo(f"{out}: error: {mistake}", err=True)
+    if mistakes:
         return 1
     targets = document["target"]
     click.echo(f"wrote {out}: {len(targets)} targets ({len(document['group']['default']['targets'])} in group 'default'), "
@@ -75,7 +78,10 @@ def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, plat
         runner_map = parse_runners(runners)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    matrix = make_matrix(Workspace(spec_file=spec_file).plan(), images, only_verified, platforms, runner_map, max_jobs, push_platform)
+    plan = Workspace(spec_file=spec_file).plan()
+    for problem in platform_warnings(plan, platforms):
+        _err(str(problem))
+    matrix = make_matrix(plan, images, only_verified, platforms, runner_map, max_jobs, push_platform)
     if as_json:
         click.echo(json.dumps(matrix.to_json(), separators=(",", ":")))
     else:
@@ -101,9 +107,9 @@ def run_hub_config(spec_file: Path, out: Path, manifest: Path | None, say: Say =
     hub = hub_plan(plan, settings, refs, _engine_check(_err), docker_socket_gid(ws.docker_host))
     for warning in version_warnings(plan, hub):
         click.echo(f"warning: {warning}", err=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in ((CONFIG_FILE, config_text(hub)), (COMPOSE_FILE, compose_text(hub)), (ENV_FILE, env_text(hub))):
-        (out / name).write_text(text, encoding="utf-8")
+    with claim_dir(out) as owned:
+        for name, text in ((CONFIG_FILE, config_text(hub)), (COMPOSE_FILE, compose_text(hub)), (ENV_FILE, env_text(hub))):
+            owned.write(name, text)
     say(f"hub: {hub.hub_ref}")
     for image in hub.images:
         say(f"  {image.name} -> {image.ref}{'  (GPU)' if image.gpu else ''}{'  (default)' if image.name == hub.default else ''}")
@@ -120,7 +126,7 @@ def run_new_kernel(spec_file: Path, name: str, package: str | None, version: str
         recipe = recipe_for(package, version, language, kernelspec, install, snippet, expect, name.removeprefix("kernel-"))
         made = new_kernel(spec_file, name, recipe, parent, image, into)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.UsageError(str(exc)) from None  # bad input: exit 2, as for every command (README: exit codes)
     for path in made.files:
         click.echo(f"created {path}")
     click.echo(f"{'added image' if made.created_image else 'added the fragment to image'} '{made.image}' in {spec_file}")

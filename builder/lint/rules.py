@@ -38,7 +38,7 @@ from builder.errors import Location, Problem, SpecError
 from builder.spec.builtin import search_path
 from builder.spec.fragments import BUILTINS, META_FILE, Fragment, FragmentLibrary, load_library
 from builder.plan.plan import Node, Plan, make_plan
-from builder.spec.load import Spec, load_spec
+from builder.spec.load import Spec, load_spec_partial
 from builder.spec.yamlsrc import MarkedDict, load_mapping, locate
 
 HADOLINT_CONFIG = ".hadolint.yaml"
@@ -68,6 +68,7 @@ class LintResult:
     threshold: str = "info"  # the lowest level that fails the run
     images: int = 0
     fragments: int = 0
+    invalid: bool = False  # the spec or a fragment does not load: bad input (exit 2), not a finding (exit 1)
 
     @property
     def failed(self) -> list[Finding]:
@@ -82,10 +83,14 @@ def lint(spec_path: Path, hadolint: str | None = None, use_hadolint: bool = True
     findings: list[Finding] = []
     spec = plan = None
     try:
-        spec = load_spec(spec_path)
-        plan = make_plan(spec)
+        spec, problems = load_spec_partial(spec_path)  # every stage's problems, the valid part planned
+        findings += [_from_problem(p) for p in problems]
+        result.invalid = any(p.severity == "error" for p in problems)
+        plan = make_plan(spec) if spec is not None else None
+        findings += [_from_problem(p) for p in (plan.warnings if plan is not None else ())]
     except SpecError as exc:
         findings += [_from_problem(p) for p in exc.problems]
+        result.invalid = True
     library = spec.library if spec is not None else _library_of(spec_path, findings)
     result.fragments = len(library.fragments)
     for fragment in library.fragments.values():
@@ -110,7 +115,8 @@ def lint(spec_path: Path, hadolint: str | None = None, use_hadolint: bool = True
 
 def _from_problem(problem: Problem) -> Finding:
     rule = "template" if "template" in problem.message else "schema"
-    return Finding(rule, problem.message, problem.location, "error", problem.hint)
+    return Finding(rule, problem.message, problem.location, "warning" if problem.severity == "warning" else "error",
+                   problem.hint)
 
 
 def _library_of(spec_path: Path, findings: list[Finding]) -> FragmentLibrary:

@@ -22,7 +22,6 @@ needed to write or check the file.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import networkx as nx
 from builder.plan.dockerfile import froms
 from builder.plan.labels import CREATED_LABEL, image_labels
 from builder.plan.plan import Node, Plan
+from builder.owned import write_file
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
 from builder.plan.tags import REPOSITORY, TAG, repository
 
@@ -85,10 +85,7 @@ def make_bake(plan: Plan, nodes: list[Node], options: BakeOptions, relative_to: 
 
 
 def write_bake(document: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_file(path, json.dumps(document, indent=2) + "\n")  # atomic; never replaces a file stacks did not write
 
 
 def _narrow(nodes: list[Node], platforms: tuple[str, ...]) -> list[Node]:

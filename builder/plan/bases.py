@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta
 
 from builder.spec.capabilities import Provided, parse_provided
 from builder.errors import Problem
-from builder.plan.matrix import Variant, render_text
+from builder.plan.matrix import Variant
+from builder.spec.templating import render_text, template_variables
 from builder.spec.models import Base, Bootstrap
 from builder.spec.load import Spec
-
-_PARSER = jinja2.Environment()
-
 
 @dataclass(frozen=True)
 class BaseImage:
@@ -68,8 +65,7 @@ def _unverified(base: Base) -> str | None:
 
 
 def _variables(value: Any) -> set[str]:
-    text = json.dumps(value)
-    return meta.find_undeclared_variables(_PARSER.parse(text)) if "{" in text else set()
+    return set(template_variables(json.dumps(value)))
 
 
 def _render(value: Any, context: dict[str, Any]) -> Any:

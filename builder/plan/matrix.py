@@ -8,7 +8,6 @@ created where their parent variant exists.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -16,12 +15,10 @@ from typing import Any, Iterable, Mapping
 
 import jinja2
 
-from builder.errors import Problem, raise_if_any
+from builder.errors import Problem, raise_if_any, warning
+from builder.spec.templating import render_text
 from builder.spec.models import NAME_PATTERN, AxisRule
 from builder.spec.load import Spec
-
-_TEMPLATES = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-
 
 class AxisValue(str):
     """An axis value that also exposes its variables: `{{ os }}` and `{{ os.python }}`."""
@@ -53,8 +50,13 @@ class Variant:
     context: dict[str, Any] = field(compare=False, repr=False)
 
 
-def expand(spec: Spec) -> list[Variant]:
-    """All variants, parents before children; raises SpecError on bad names or clashes."""
+def expand(spec: Spec, warnings: list[Problem] | None = None) -> list[Variant]:
+    """All variants, parents before children; raises SpecError on bad names or clashes.
+
+    Rules that change nothing (an `exclude` matching no combination, an `include`
+    that adds nothing) and images left without any variant are added to `warnings`:
+    such a spec plans, but not as its author meant."""
+    warnings = [] if warnings is None else warnings
     variants: dict[str, list[Variant]] = {}
     problems: list[Problem] = []
     for image in spec.image_order():
@@ -70,10 +72,16 @@ def expand(spec: Spec) -> list[Variant]:
                 ))
         own = [a for a in spec.axes if a in definition.axes and a not in inherited]
         found = []
+        used: set[tuple[str, int]] = set()
         for parent in parents:
-            for assignment in _assignments(spec, parent.axes if parent else {}, own, definition.exclude, definition.include):
+            for assignment in _assignments(spec, parent.axes if parent else {}, own, definition.exclude,
+                                           definition.include, used):
                 found.append(_variant(spec, image, assignment, parent, problems))
         variants[image] = found
+        warnings += _idle_rules(spec, image, used, bool(parents))
+        if parents and not found:
+            warnings.append(warning(f"image '{image}' has no variants: its exclude rules remove every combination",
+                                    spec.where("images", image), "it and its children are not planned"))
     everything = [v for group in variants.values() for v in group]
     problems += _duplicate_names(spec, everything)
     raise_if_any(problems)
@@ -81,16 +89,22 @@ def expand(spec: Spec) -> list[Variant]:
 
 
 def _assignments(
-    spec: Spec, inherited: dict[str, str], own: list[str], exclude: list[AxisRule], include: list[AxisRule]
+    spec: Spec, inherited: dict[str, str], own: list[str], exclude: list[AxisRule], include: list[AxisRule],
+    used: set[tuple[str, int]] | None = None,
 ) -> list[dict[str, str]]:
+    """The axis assignments of one parent variant; `used` collects ("exclude"|"include", index) of rules that acted."""
+    used = set() if used is None else used
     chosen = []
     for combo in itertools.product(*(spec.axes[a] for a in own)):
         assignment = _ordered(spec, {**inherited, **dict(zip(own, combo))})
-        if not any(matches(rule, assignment) for rule in exclude):
+        hits = [index for index, rule in enumerate(exclude) if matches(rule, assignment)]
+        used.update(("exclude", index) for index in hits)
+        if not hits:
             chosen.append(assignment)
-    for rule in include:
+    for index, rule in enumerate(include):
         if not all(_accepts(rule.get(a), v) for a, v in inherited.items() if a in rule):
             continue
+        used.add(("include", index))
         free = [a for a in own if a not in rule]
         fixed = [(a, rule[a]) for a in own if a in rule]
         for fixed_values in itertools.product(*([v] if isinstance(v, str) else v for _, v in fixed)):
@@ -99,6 +113,19 @@ def _assignments(
                 if assignment not in chosen:
                     chosen.append(assignment)
     return chosen
+
+
+def _idle_rules(spec: Spec, image: str, used: set[tuple[str, int]], has_parents: bool) -> list[Problem]:
+    definition = spec.images[image]
+    found = []
+    for field_name, rules, what in (("exclude", definition.exclude, "matches no combination of axis values"),
+                                    ("include", definition.include, "names values no parent variant has")):
+        for index, _ in enumerate(rules):
+            if (field_name, index) not in used and has_parents:
+                found.append(warning(f"image '{image}': this {field_name} rule {what}, so it does nothing",
+                                     spec.where("images", image, field_name, index),
+                                     "check the axis values against the parent's; a parent's exclude removes them here too"))
+    return found
 
 
 def _ordered(spec: Spec, assignment: dict[str, str]) -> dict[str, str]:
@@ -117,50 +144,6 @@ def matches(rule: AxisRule, assignment: dict[str, str]) -> bool:
 def axis_context(spec: Spec, assignment: dict[str, str]) -> dict[str, AxisValue]:
     """Template variables for an assignment: each axis name bound to its value."""
     return {axis: AxisValue(value, spec.axes[axis][value]) for axis, value in assignment.items()}
-
-
-_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*\}\}")
-_MISSING = object()
-
-
-def render_text(template: str, context: dict[str, Any]) -> str:
-    """Render a short template from stacks.yaml (names, tags, params, base fields).
-
-    Most are plain substitutions like "{{ os.python }}"; those skip Jinja's per-call context
-    set-up (the dominant cost of planning a large matrix). Anything else, and any name that
-    does not resolve, goes through Jinja, which also produces the error message.
-    """
-    if "{" not in template:
-        return template
-    if "{%" not in template and "{#" not in template and template.count("{{") == len(_SIMPLE.findall(template)):
-        parts: list[str] = []
-        position = 0
-        for match in _SIMPLE.finditer(template):
-            value = _lookup(context, match.group(1))
-            if value is _MISSING or value is None:
-                break
-            parts += [template[position:match.start()], str(value)]
-            position = match.end()
-        else:
-            return "".join(parts) + template[position:]
-    return _compiled(template).render(context)
-
-
-def _lookup(context: dict[str, Any], dotted: str) -> Any:
-    name, _, attribute = dotted.partition(".")
-    value = context.get(name, _MISSING)
-    if value is _MISSING or not attribute:
-        return value
-    found = getattr(value, attribute, _MISSING)
-    if found is _MISSING and isinstance(value, dict):
-        found = value.get(attribute, _MISSING)
-    return found if isinstance(found, (str, int, float)) and not isinstance(found, bool) else _MISSING
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(template: str) -> jinja2.Template:
-    """Compiling is ~100x dearer than rendering, and a matrix renders the same few templates per variant."""
-    return _TEMPLATES.from_string(template)
 
 
 def _variant(spec: Spec, image: str, assignment: dict[str, str], parent: Variant | None, problems: list[Problem]) -> Variant:

@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import jinja2
 import networkx as nx
 
 from builder.plan.bases import BaseImage
-from builder.errors import Problem, SpecError, did_you_mean, raise_if_any
+from builder.errors import Problem, SpecError, did_you_mean, raise_if_any, warning
 from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
 from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
 from builder.plan.sizes import parse_size
-from builder.spec.load import Spec, load_spec
+from builder.spec.load import Spec, load_spec_partial
 from builder.plan.tags import check_repository, repository, tags_for
 from builder.plan.versions import probe_names
 
@@ -90,6 +91,8 @@ class Plan:
     spec: Spec
     graph: nx.DiGraph
     mode: Mode
+    #: problems that do not stop the plan (rules that do nothing, images without variants)
+    warnings: tuple[Problem, ...] = ()
 
     def __getitem__(self, name: str) -> Node:
         return self.graph.nodes[name]["node"]
@@ -134,17 +137,29 @@ class Plan:
 
 
 def load_plan(path: Path, mode: Mode = "buildkit") -> Plan:
-    return make_plan(load_spec(path), mode)
+    """The plan of a stacks file; a SpecError lists the problems of every stage at once (see `load_spec_partial`)."""
+    spec, problems = load_spec_partial(path)
+    if spec is not None and any(p.severity == "error" for p in problems):
+        try:
+            make_plan(spec, mode)  # the valid part: its own problems are not follow-ons
+        except SpecError as exc:
+            problems += exc.problems
+    raise_if_any(problems)
+    assert spec is not None
+    return make_plan(spec, mode)
 
 
 def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
-    variants = expand(spec)
-    resolved = resolve(spec, variants)
-    graph = nx.DiGraph()
+    warnings: list[Problem] = []
+    variants = expand(spec, warnings)
     problems: list[Problem] = []
+    resolved = resolve(spec, variants, problems)
+    graph = nx.DiGraph()
     prefix = spec.model.settings.local_prefix
     for position, variant in enumerate(variants):
-        item = resolved[variant.name]
+        item = resolved.get(variant.name)
+        if item is None or (item.base is None and variant.parent not in graph):
+            continue  # its contracts or its parent are broken: reported already, descendants would only repeat it
         if item.base is not None:
             _add_base(graph, item.base, prefix, position)
             parent = graph.nodes[item.base.name]["node"]
@@ -158,8 +173,8 @@ def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
             graph.add_node(node.name, node=node, position=position)
             graph.add_edge(parent.name, node.name)
     problems += _tag_clashes(spec, graph)
-    raise_if_any(problems)
-    return Plan(spec, graph, mode)
+    raise_if_any(problems + warnings)
+    return Plan(spec, graph, mode, tuple(sorted(set(warnings), key=str)))
 
 
 def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) -> None:
@@ -188,7 +203,9 @@ def _image_node(
     except SpecError as exc:
         problems += exc.problems
         return None
-    build_args = {key: render_text(value, variant.context) for key, value in definition.build_args.items()}
+    build_args = _build_args(spec, variant, problems)
+    if build_args is None:
+        return None
     inputs = image_inputs(rendered, build_args, parent.hash, mode)
     content_hash = hash_inputs(inputs)
     repo = definition.repo or variant.image
@@ -209,6 +226,29 @@ def _image_node(
         size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
         variant=variant, root=root,
     )
+
+
+def _build_args(spec: Spec, variant: Variant, problems: list[Problem]) -> dict[str, str] | None:
+    """The image's build_args rendered for the variant; None (and problems) when a template fails."""
+    values, ok = {}, True
+    for key, value in spec.images[variant.image].build_args.items():
+        try:
+            values[key] = render_text(value, variant.context)
+        except jinja2.TemplateError as exc:
+            ok = False
+            problems.append(Problem(f"image '{variant.name}': build arg '{key}': {exc}",
+                                    spec.where("images", variant.image, "build_args", key)))
+    return values if ok else None
+
+
+def platform_warnings(plan: Plan, platforms: Iterable[str]) -> list[Problem]:
+    """A `--platform` no image of the plan is built for selects nothing: say so where platforms are declared."""
+    known = sorted({p for node in plan for p in node.platforms})
+    return [
+        warning(f"--platform {name}: no image is built for it, so it selects nothing", plan.spec.where("bases"),
+                did_you_mean(name, known) or f"platforms of this stack: {', '.join(known) or 'none'}")
+        for name in dict.fromkeys(platforms) if name not in known
+    ]
 
 
 def _unverified(fragments: tuple[Applied, ...]) -> tuple[str, ...]:

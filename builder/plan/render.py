@@ -10,16 +10,20 @@ deterministic: the same inputs give the same text and the same hash.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 import jinja2
 
 from builder.errors import Location, Problem, SpecError
 from builder.plan.dockerfile import instructions
+from builder.plan.context_check import body_problems
+from builder.spec import templating
 from builder.plan.resolve import Applied
+
+if TYPE_CHECKING:
+    from builder.owned import OwnedDir
 
 Mode = Literal["buildkit", "classic"]
 
@@ -75,6 +79,11 @@ def render_image(
             stages.append(stage)
         sections[applied.name] = section
         files.update(fragment_files)
+    context = frozenset(files) | {"Dockerfile"}
+    problems = [p for applied in fragments
+                for p in body_problems(applied.fragment.folder / "Dockerfile.j2", sections[applied.name], context)]
+    if problems:
+        raise SpecError(problems)
     header = f"# Rendered by stacks for image '{name}'. Edit the fragments, not this file.\n"
     text = header + "".join(s.strip("\n") + "\n\n" for s in stages) + f"FROM {parent_ref}\n\n" + "\n".join(sections.values())
     dockerfile = _inject_build_env(text, mode)
@@ -119,33 +128,9 @@ def _render_fragment_now(applied: Applied, cache: CacheMounts, image_info: dict[
 
 def _render(template: jinja2.Template, context: dict[str, Any], path: Path) -> str:
     try:
-        return _fast_render(template, context)
-    except jinja2.UndefinedError as exc:
-        raise SpecError([Problem(f"template error: {exc.message}", Location(path, _template_line(path)))]) from None
-    except jinja2.TemplateError as exc:
-        raise SpecError([Problem(f"template error: {exc}", Location(path, _template_line(path)))]) from None
-
-
-def _fast_render(template: jinja2.Template, context: dict[str, Any]) -> str:
-    """`template.render(context)` without copying the globals into a fresh parent scope
-    (half its cost); on error, Jinja rewrites the traceback to template lines as usual."""
-    try:
-        variables = {**template.globals, **context}
-        return template.environment.concat(template.root_render_func(template.new_context(variables, shared=True)))
-    except Exception:
-        template.environment.handle_exception()
-        raise
-
-
-def _template_line(path: Path) -> int | None:
-    """The template line being rendered when the current exception was raised (Jinja keeps it in the traceback)."""
-    tb = sys.exc_info()[2]
-    line = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == str(path):
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
+        return templating.render(template, context)
+    except templating.TemplateFailure as exc:
+        raise SpecError([Problem(f"template error: {exc.message}", Location(path, exc.lineno))]) from None
 
 
 def _inject_build_env(text: str, mode: Mode) -> str:
@@ -164,18 +149,46 @@ def _inject_build_env(text: str, mode: Mode) -> str:
 
 
 def write_context(rendered: Rendered, folder: Path) -> None:
-    """Write a rendered image into `folder`, replacing what was there."""
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = {"Dockerfile", *rendered.files}
-    for old in sorted(folder.rglob("*"), reverse=True):
-        relative = old.relative_to(folder).as_posix()
-        if old.is_file() and relative not in wanted:
-            old.unlink()
-        elif old.is_dir() and not any(old.iterdir()):
-            old.rmdir()
-    (folder / "Dockerfile").write_text(rendered.dockerfile, encoding="utf-8")
+    """Write a rendered image into `folder`, replacing what an earlier run wrote there (and nothing else)."""
+    from builder.owned import claim_dir
+
+    with claim_dir(folder, legacy=_legacy_context) as owned:
+        write_rendered(rendered, owned)
+
+
+def write_rendered(rendered: Rendered, owned: "OwnedDir", prefix: str = "") -> None:
+    """Write a rendered image's Dockerfile and context files into `owned` (below `prefix`)."""
+    base = f"{prefix}/" if prefix else ""
+    owned.write(f"{base}Dockerfile", rendered.dockerfile)
     for relative, (data, mode) in rendered.files.items():
-        target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(mode)
+        owned.write(base + relative, data, mode)
+
+
+def write_all(images: Iterable[Any], out: Path) -> int:
+    """`stacks render`: every image's folder below `out`, which stacks owns as a whole; returns the count."""
+    from builder.owned import claim_dir
+
+    count = 0
+    with claim_dir(out, legacy=_legacy_render) as owned:
+        for node in images:
+            write_rendered(node.rendered, owned, node.name)
+            count += 1
+    return count
+
+
+def _legacy_context(folder: Path) -> bool:
+    """A context written before stacks kept manifests: its Dockerfile starts with the render header."""
+    try:
+        with open(folder / "Dockerfile", "rb") as handle:
+            return handle.read(len(_HEADER_START)) == _HEADER_START
+    except OSError:
+        return False
+
+
+def _legacy_render(folder: Path) -> bool:
+    """A `stacks render` folder written before manifests: only folders, each a legacy context."""
+    entries = list(folder.iterdir())
+    return all(e.is_dir() and not e.is_symlink() and _legacy_context(e) for e in entries)
+
+
+_HEADER_START = b"# Rendered by stacks for image "

@@ -45,14 +45,24 @@ class Resolved:
     provides: tuple[tuple[Provided, str], ...]  # capability, who provides it
 
 
-def resolve(spec: Spec, variants: list[Variant]) -> dict[str, Resolved]:
-    """Resolve all variants; raise SpecError naming both sides of every broken contract."""
+def resolve(spec: Spec, variants: list[Variant], collect: list[Problem] | None = None) -> dict[str, Resolved]:
+    """Resolve all variants; raise SpecError naming both sides of every broken contract.
+
+    With `collect`, problems are added to it instead, and the result holds only the
+    variants whose contracts hold (their descendants, whose problems would be
+    follow-ons, are left out silently).
+    """
     problems: _Problems = _Problems()
     resolved: dict[str, Resolved] = {}
     for variant in variants:
+        if variant.parent is not None and variant.parent not in resolved:
+            continue  # its parent is broken
+        problems.dirty = False
         definition = spec.images[variant.image]
         if variant.parent is None:
+            before = len(problems.items)
             base = base_for(spec, definition.base or "", variant, problems.items)
+            problems.dirty = len(problems.items) > before
             chain: list[Applied] = []
             provides = [(p, f"base '{base.key}'") for p in base.provides]
         else:
@@ -70,8 +80,12 @@ def resolve(spec: Spec, variants: list[Variant]) -> dict[str, Resolved]:
             chain.append(applied)
             own.append(applied)
             provides += [(p, f"fragment '{applied.name}'") for p in applied.provides]
-        resolved[variant.name] = Resolved(variant, base, tuple(own), tuple(chain), tuple(provides))
-    raise_if_any(problems.items)
+        if not problems.dirty:
+            resolved[variant.name] = Resolved(variant, base, tuple(own), tuple(chain), tuple(provides))
+    if collect is None:
+        raise_if_any(problems.items)
+    else:
+        collect += problems.items
     return resolved
 
 
@@ -81,8 +95,10 @@ class _Problems:
     def __init__(self) -> None:
         self.items: list[Problem] = []
         self._seen: set[tuple[str, Location | None]] = set()
+        self.dirty = False  # a problem (new or repeated) since the flag was last cleared
 
     def add(self, problem: Problem) -> None:
+        self.dirty = True
         key = (problem.message, problem.location)
         if key not in self._seen:
             self._seen.add(key)

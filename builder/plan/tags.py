@@ -9,15 +9,14 @@ real, and checked again, just before a push.
 """
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import jinja2
-from jinja2 import meta
 
-from builder.plan.matrix import Variant, render_text
+from builder.plan.matrix import Variant
+from builder.spec.templating import render_text, template_variables
 from builder.spec.models import Settings
 
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -27,7 +26,6 @@ REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 LATE = frozenset({"versions", "date", "git_sha"})
 #: variables that pin a tag to one content: such tags never move, so they are pushed before the others
 PINNED = frozenset({"hash", "git_sha"})
-_PARSER = jinja2.Environment()
 _GRAMMAR = ("use letters, digits, '_', '.', '-', at most 128 characters, not starting with '.' or '-'")
 
 
@@ -50,15 +48,6 @@ class Tag:
     name: str
     template: str
     moving: bool  # may point at other content later (latest, bookworm, python-3.11.2); pushed after pinned tags
-
-
-@functools.lru_cache(maxsize=1024)
-def template_variables(template: str) -> frozenset[str]:
-    """The variables a tag template reads (none for a template with a syntax error: rendering reports it)."""
-    try:
-        return frozenset(meta.find_undeclared_variables(_PARSER.parse(template)))
-    except jinja2.TemplateSyntaxError:
-        return frozenset()
 
 
 def is_late(template: str) -> bool:

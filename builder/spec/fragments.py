@@ -8,15 +8,18 @@ not from a failed build twenty minutes in.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 from jinja2 import meta, nodes
 
+from builder.spec import templating
 from builder.spec.capabilities import capability_name
 from builder.errors import Location, Problem, SpecError, did_you_mean
 from builder.spec.models import FragmentFile, validate
+from builder.spec.sources import read_bytes, read_text
 from builder.spec.yamlsrc import load_mapping
 
 META_FILE = "fragment.yaml"
@@ -72,13 +75,8 @@ class FragmentLibrary:
 
 
 def make_environment(dirs: list[Path]) -> jinja2.Environment:
-    """One Jinja environment for all fragments: strict, deterministic, no HTML escaping."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    """The sandboxed environment of `templating`, loading fragment templates by folder/name."""
+    return templating.make_environment(jinja2.FileSystemLoader([str(d) for d in dirs]))
 
 
 def load_library(dirs: list[Path]) -> tuple[FragmentLibrary, list[Problem]]:
@@ -119,6 +117,9 @@ def _load_fragment(folder: Path, env: jinja2.Environment) -> tuple[Fragment | No
             Location(meta_path, *data.value_marks.get("name", (1, 1))),
             f"write 'name: {folder.name}'",
         ))
+    link_problems = _link_problems(folder)
+    if link_problems:
+        return None, problems + link_problems
     body_path = folder / BODY_FILE
     if not body_path.is_file():
         return None, problems + [Problem(f"fragment has no {BODY_FILE}", Location(folder))]
@@ -145,13 +146,17 @@ def _compile(env: jinja2.Environment, folder: Path, filename: str, known: set[st
     `image` renders the same for every variant, so its render is memoised.
     """
     path = folder / filename
-    source = path.read_text(encoding="utf-8")
+    try:
+        source = read_text(path)
+    except SpecError as exc:
+        return None, exc.problems
     try:
         tree = env.parse(source, name=filename, filename=str(path))
-        template = env.get_template(f"{folder.name}/{filename}")
+        code = env.compile(source, f"{folder.name}/{filename}", str(path))
+        template = env.template_class.from_code(env, code, env.make_globals(None), None)
     except jinja2.TemplateSyntaxError as exc:
         return None, [Problem(f"template syntax error: {exc.message}", Location(path, exc.lineno))]
-    used = meta.find_undeclared_variables(tree)
+    used = meta.find_undeclared_variables(tree) - set(env.globals)
     reads |= used
     problems = [
         Problem(
@@ -182,5 +187,40 @@ def _context_files(env: jinja2.Environment, folder: Path, known: set[str],
             template, found = _compile(env, folder, relative, known, reads)
             problems += found
             relative = relative[:-3]
-        files.append(ContextFile(relative, path.read_bytes(), mode, template))
+        try:
+            data = read_bytes(path)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        files.append(ContextFile(relative, data, mode, template))
     return tuple(files), problems
+
+
+def _link_problems(folder: Path) -> list[Problem]:
+    """Every symbolic link in a fragment must resolve to a file inside the fragment or the repository
+    around its library (the folder holding the library folder): a link to /etc/shadow would
+    otherwise copy a host file into a build context. Loops and dangling links are errors too."""
+    allowed = [folder.resolve(), folder.parent.parent.resolve()]
+    problems = []
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + names):
+            path = Path(top, name)
+            if not path.is_symlink():
+                continue
+            target = os.readlink(path)
+            try:
+                resolved = path.resolve(strict=True)
+            except RuntimeError:
+                problems.append(Problem(f"symbolic link '{name}' -> '{target}' is a loop", Location(path)))
+                continue
+            except OSError as exc:
+                problems.append(Problem(f"symbolic link '{name}' -> '{target}' cannot be followed: {exc.strerror}",
+                                        Location(path)))
+                continue
+            if not any(resolved.is_relative_to(root) for root in allowed):
+                problems.append(Problem(f"symbolic link '{name}' -> '{target}' points outside the fragment and repository",
+                                        Location(path), "copy the file into the fragment instead of linking it"))
+            elif resolved.is_dir():
+                problems.append(Problem(f"symbolic link '{name}' -> '{target}' is a directory, which is not copied",
+                                        Location(path), "link the files one by one, or copy the folder"))
+    return problems

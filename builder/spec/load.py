@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import networkx as nx
+from pydantic import ValidationError
 
-from builder.errors import Location, Problem, SpecError, did_you_mean, raise_if_any
+from builder.errors import Location, Problem, did_you_mean, raise_if_any
 from builder.spec.builtin import search_path
 from builder.spec.fragments import FragmentLibrary, load_library
 from builder.spec.models import ImageDef, StacksFile, validate
@@ -46,17 +47,86 @@ class Spec:
 
 def load_spec(path: Path) -> Spec:
     """Read, validate and cross-check a stacks file and the fragments it names."""
+    spec, problems = load_spec_partial(path)
+    raise_if_any(problems)
+    assert spec is not None
+    return spec
+
+
+def load_spec_partial(path: Path) -> tuple[Spec | None, list[Problem]]:
+    """Every problem of every stage, and the spec of what is valid.
+
+    A schema error in one image does not hide the reference errors of another:
+    images, bases and axes with schema errors are left out and the rest is
+    validated again. Images with broken references are left out of the returned
+    spec with all their descendants, so later stages (contracts, names, tags)
+    check only what is valid and report no follow-on errors (an unknown fragment
+    does not also make everything it would have provided missing). None when not
+    even the settings validate.
+    """
     path = Path(path)
     source = load_mapping(path)
     model, problems = validate(StacksFile, source, path)
+    dropped: set[str] = set()
     if model is None:
-        raise SpecError(problems)
+        model, dropped = _salvage(source)
+        if model is None:
+            return None, problems
     dirs = search_path([(path.parent / d) for d in model.settings.fragments])
     library, fragment_problems = load_library(dirs)
     spec = Spec(path, model, source, library, _normalise_axes(model))
-    problems = fragment_problems + list(_reference_problems(spec, dirs))
-    raise_if_any(problems)
-    return spec
+    broken: set[str] = set()
+    for image, problem in _reference_problems(spec, dirs, dropped):
+        if image is not None:
+            broken.add(image)
+        if problem is not None:
+            problems.append(problem)
+    problems += fragment_problems
+    return _without(spec, broken), problems
+
+
+def _salvage(source: MarkedDict) -> tuple[StacksFile | None, set[str]]:
+    """The file without the images, bases and axes that have schema errors, if that validates."""
+    try:
+        StacksFile.model_validate(source)
+        return None, set()
+    except ValidationError as exc:
+        locations = [error["loc"] for error in exc.errors()]
+    bad: dict[str, set[str]] = {}
+    for loc in locations:
+        if len(loc) >= 2 and loc[0] in ("images", "bases", "axes") and isinstance(loc[1], str):
+            bad.setdefault(str(loc[0]), set()).add(loc[1])
+        else:
+            return None, set()  # settings, hub or the top level: nothing later can be trusted
+    data = dict(source)
+    for section, names in bad.items():
+        if isinstance(data.get(section), dict):
+            data[section] = {k: v for k, v in data[section].items() if k not in names}
+    try:
+        model = StacksFile.model_validate(data)
+    except ValidationError:
+        return None, set()
+    return model, {f"{section}:{name}" for section, names in bad.items() for name in names}
+
+
+def _without(spec: Spec, broken: set[str]) -> Spec:
+    """`spec` without the `broken` images and every image below them (their problems would be follow-ons)."""
+    if not broken:
+        return spec
+    graph = _parent_graph(spec.model)
+    gone = set(broken)
+    for name in broken:
+        if name in graph:
+            gone |= nx.descendants(graph, name)
+    for name, image in spec.model.images.items():  # children of images dropped by the schema stage
+        parent = image.parent
+        while parent is not None and parent in spec.model.images and parent not in gone:
+            parent = spec.model.images[parent].parent
+        if parent is not None and parent not in spec.model.images:
+            gone.add(name)
+    images = {k: v for k, v in spec.model.images.items() if k not in gone}
+    model = spec.model.model_copy(update={"images": images})
+    return Spec(spec.path, model, spec.source, spec.library, spec.axes)
 
 
 def _normalise_axes(model: StacksFile) -> dict[str, dict[str, dict[str, Any]]]:
@@ -69,14 +139,29 @@ def _normalise_axes(model: StacksFile) -> dict[str, dict[str, dict[str, Any]]]:
     return axes
 
 
-def _reference_problems(spec: Spec, dirs: list[Path]) -> Iterable[Problem]:
+def _reference_problems(spec: Spec, dirs: list[Path],
+                        dropped: frozenset[str] | set[str] = frozenset()) -> Iterable[tuple[str | None, Problem | None]]:
+    """(image or None, problem); a reference to an image, base or axis the schema stage left out
+    (`dropped`, as "section:name") still breaks the image, but is not reported again (problem None)."""
     model = spec.model
-    yield from _empty_axes(spec)
+    for problem in _empty_axes(spec):
+        yield None, problem
     for name, image in model.images.items():
-        yield from _parent_problems(spec, name, image)
-        yield from _fragment_problems(spec, name, image, dirs)
-        yield from _axis_problems(spec, name, image)
-    yield from _cycle_problems(spec)
+        for problem in [*_parent_problems(spec, name, image), *_fragment_problems(spec, name, image, dirs),
+                        *_axis_problems(spec, name, image)]:
+            yield name, (None if _follows(problem, dropped) else problem)
+    for problem in _cycle_problems(spec):
+        yield problem.message.split(": ")[1].split(" -> ")[0], problem
+
+
+def _follows(problem: Problem, dropped: frozenset[str] | set[str]) -> bool:
+    """A reference problem caused by an entry the schema stage already reported."""
+    for entry in dropped:
+        section, name = entry.split(":", 1)
+        words = {"images": ["unknown parent"], "bases": ["unknown base"], "axes": ["unknown axis", "axis"]}[section]
+        if any(f"{word} '{name}'" in problem.message for word in words):
+            return True
+    return False
 
 
 def _empty_axes(spec: Spec) -> Iterable[Problem]:
@@ -108,7 +193,9 @@ def _fragment_problems(spec: Spec, name: str, image: ImageDef, dirs: list[Path])
             yield Problem(
                 f"image '{name}': unknown fragment '{use.use}'",
                 spec.where("images", name, "fragments", index),
-                did_you_mean(use.use, spec.library.fragments)
+                ("its folder is there but the fragment has errors (reported with it)"
+                 if any((d / use.use / "fragment.yaml").is_file() for d in dirs) else None)
+                or did_you_mean(use.use, spec.library.fragments)
                 or f"no folder '{use.use}' with a fragment.yaml in {', '.join(str(d) for d in dirs)}",
             )
         yield from _rule_problems(spec, use.when, ("images", name, "fragments", index, "when"))

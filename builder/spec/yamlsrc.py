@@ -14,7 +14,11 @@ from typing import Any, Sequence
 import yaml
 
 from builder.errors import Location, Problem, SpecError
+from builder.spec.sources import read_text
 
+#: keys, items and scalars a document may expand to, aliases counted at every use (a billion-laughs
+#: file is a few lines whose aliases expand to 10^9 nodes)
+MAX_NODES = 200_000
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -41,6 +45,7 @@ class _MarkingLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader whose containers carry positions; built for one file."""
 
     duplicate_keys: list[tuple[Any, tuple[int, int]]]
+    complex_keys: list[tuple[str, tuple[int, int]]]
 
 
 def _construct_mapping(loader: _MarkingLoader, node: yaml.MappingNode) -> MarkedDict:
@@ -49,6 +54,9 @@ def _construct_mapping(loader: _MarkingLoader, node: yaml.MappingNode) -> Marked
     result.key_marks, result.value_marks = {}, {}
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            loader.complex_keys.append((_node_kind(key_node), _mark(key_node)))
+            continue
         key = loader.construct_object(key_node, deep=True)
         if key in result:
             loader.duplicate_keys.append((key, _mark(key_node)))
@@ -76,14 +84,13 @@ def load_mapping(path: Path, text: str | None = None) -> MarkedDict:
     keys, an empty file or a top level that is not a mapping.
     """
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError([Problem(f"cannot read file: {exc.strerror}", Location(path))]) from None
+        text = read_text(path)
     loader = _MarkingLoader(text)
-    loader.duplicate_keys = []
+    loader.duplicate_keys, loader.complex_keys = [], []
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        _check_expansion(node, path)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_syntax_problem(path, exc)]) from None
     except yaml.YAMLError as exc:
@@ -93,6 +100,10 @@ def load_mapping(path: Path, text: str | None = None) -> MarkedDict:
     problems = [
         Problem(f"duplicate key '{key}'", Location(path, *mark), "each key may appear once in a mapping")
         for key, mark in loader.duplicate_keys
+    ] + [
+        Problem(f"a key must be a plain value, not a {kind}", Location(path, *mark),
+                "write the key as a string; '? ' starts a complex key")
+        for kind, mark in loader.complex_keys
     ]
     if data is None:
         problems.append(Problem("file is empty; expected a mapping of settings", Location(path, 1, 1)))
@@ -101,7 +112,7 @@ def load_mapping(path: Path, text: str | None = None) -> MarkedDict:
             f"top level must be a mapping (key: value), not a {_yaml_type(data)}",
             Location(path, *getattr(data, "start", (1, 1))),
         ))
-    if problems:
+    if problems or not isinstance(data, MarkedDict):
         raise SpecError(problems)
     return data
 
@@ -124,6 +135,48 @@ def locate(root: Any, path: Sequence[Any], file: Path, *, key: bool = False) -> 
         else:
             break
     return Location(file, *mark)
+
+
+def _check_expansion(root: yaml.Node | None, path: Path) -> None:
+    """Refuse documents whose aliases expand to more than MAX_NODES nodes, or refer to themselves.
+
+    PyYAML shares the object behind an alias, but every later stage (validation,
+    rendering) walks it once per use. Sizes are memoised per node, so the check is
+    linear in the file even when the expansion is astronomic.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            raise SpecError([Problem("an alias refers to a node that contains it", Location(path, *_mark(node)),
+                                     "aliases may only repeat finished values")])
+        on_path.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                raise SpecError([Problem(
+                    f"this value expands to more than {MAX_NODES} nodes through aliases", Location(path, *_mark(node)),
+                    "repeat less through anchors and aliases (&name, *name)")])
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    if root is not None:
+        size(root)
+
+
+def _node_kind(node: yaml.Node) -> str:
+    return "list" if isinstance(node, yaml.SequenceNode) else "mapping" if isinstance(node, yaml.MappingNode) else "value"
 
 
 def _syntax_problem(path: Path, exc: yaml.MarkedYAMLError) -> Problem:

@@ -1,6 +1,7 @@
 """Rendering is deterministic; content hashes change exactly when an image's inputs change."""
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.plan.hashing import explain_change, hash_inputs
+from builder.owned import MANIFEST
 from builder.plan.render import CA_ARGS, CA_SECRET, MIRROR_ARGS, write_context
 
 from .helpers import make_stack, plan_of
@@ -92,10 +94,13 @@ def test_files_of_the_context(tree: Path) -> None:
 def test_write_context_writes_modes_and_removes_stale_files(tree: Path, tmp_path: Path) -> None:
     node = plan_of(tree)["left-bookworm"]
     out = tmp_path / "ctx"
+    write_context(node.rendered, out)
     (out / "fragments" / "gone").mkdir(parents=True)
     (out / "fragments" / "gone" / "old.txt").write_text("stale")
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, "files": manifest["files"] + ["fragments/gone/old.txt"]}))
     write_context(node.rendered, out)
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
     assert files == ["Dockerfile", "fragments/shipped/conf.txt", "fragments/shipped/run.sh"]
     assert not (out / "fragments" / "gone").exists()
     assert os.stat(out / "fragments/shipped/run.sh").st_mode & 0o777 == 0o755

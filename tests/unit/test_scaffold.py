@@ -153,7 +153,7 @@ def test_cli(spec: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "added image 'lab-demo'" in result.output and "stacks build" in result.output and "lab-demo" in result.output
     result = CliRunner().invoke(cli, ["new", "kernel", "demo", "-f", str(spec)])
-    assert result.exit_code == 1 and "exists already" in result.output
+    assert result.exit_code == 2 and "exists already" in result.output
 
 
 def test_on_a_copy_of_the_project(tmp_path: Path) -> None:
