@@ -85,6 +85,19 @@ class Engine:
     def images_with_label(self, key: str, value: str) -> list[Any]:
         return self.client.images.list(filters={"label": f"{key}={value}"})
 
+    def listing(self, label: str) -> list[dict[str, Any]]:
+        """Raw rows (Id, RepoTags, Labels, Size, Created) of every image carrying `label`: one API call.
+
+        The SDK's `images.list()` inspects each image after listing; a no-op
+        build of a whole matrix needs only what the listing already says.
+        """
+        return list(self.client.api.images(filters={"label": label}))
+
+    def tag_id(self, image_id: str, ref: str) -> None:
+        """Tag an image known by id (from `listing`) without inspecting it first."""
+        repository, tag = docker.utils.parse_repository_tag(ref)
+        self.client.api.tag(image_id, repository, tag or "latest")
+
     def images_by_label(self, key: str) -> dict[str, Any]:
         """Every local image carrying label `key`, by the label's value."""
         return {(i.labels or {}).get(key, ""): i for i in self.client.images.list(filters={"label": key})}

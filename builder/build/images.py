@@ -26,6 +26,7 @@ from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
 from builder.build.scheduler import Outcome, Task, run_dag
+from builder.cache.identity import LocalImage, own_build
 
 LOG_TAIL = 30
 
@@ -69,7 +70,7 @@ def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
     old = None
     if previous is not None:
         try:
-            old = json.loads((previous.labels or {}).get(INPUTS_LABEL, "null"))
+            old = json.loads(previous.labels.get(INPUTS_LABEL, "null"))
         except json.JSONDecodeError:
             old = None
     if node.kind == "pull":
@@ -86,7 +87,7 @@ def build_nodes(
     secrets, build_args = _build_environment(options)
     by_name = {n.name: n for n in nodes}
 
-    known = engine.images_by_label(HASH_LABEL)  # one query serves every unchanged image
+    listing = [LocalImage.from_listing(row) for row in engine.listing(HASH_LABEL)]  # one call serves every unchanged image
     prefix = plan.spec.model.settings.local_prefix
 
     def work(task: Task) -> Outcome:
@@ -94,7 +95,7 @@ def build_nodes(
         started = time.monotonic()
         latest = f"{prefix}/{node.name}:latest"
         try:
-            image = known.get(node.hash)
+            image = own_build(listing, node.name, node.hash, node.local_ref) if node.kind != "pull" else None
             if image is not None and node.local_ref in image.tags:
                 status, result.reasons = "cached", ["an image with this content hash exists"]
             else:
@@ -106,10 +107,10 @@ def build_nodes(
                         progress.building(node, result.reasons)
                         _make(plan, node, engine, options, secrets, build_args, result)
                         status = "built"
-                image = engine.image(node.local_ref)
+                image = _listed(engine, node)
             if image is not None and node.kind != "pull" and latest not in image.tags:
-                engine.tag(image, latest)
-            result.size = image.attrs.get("Size") if image is not None else None
+                engine.tag_id(image.id, latest)
+            result.size = image.size if image is not None else None
         except Cancelled:
             status, result.error = "cancelled", "run interrupted"
         except BuildFailed as exc:
@@ -200,20 +201,31 @@ def ca_bundle(extra: tuple[Path, ...]) -> bytes:
 
 
 def _present(engine: Engine, node: Node) -> bool:
-    image = engine.image(node.local_ref)
-    if image is not None and (node.kind == "pull" or (image.labels or {}).get(HASH_LABEL) == node.hash):
-        return True
+    """The node's own image is here: under its local reference, or under another prefix (then tagged back)."""
     if node.kind == "pull":
+        return engine.image(node.local_ref) is not None
+    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{HASH_LABEL}={node.hash}")]
+    image = own_build(rows, node.name, node.hash, node.local_ref)
+    if image is None:
         return False
-    for candidate in engine.images_with_label(HASH_LABEL, node.hash):
-        engine.tag(candidate, node.local_ref)  # same content under a lost tag: restore it
-        return True
-    return False
+    if node.local_ref not in image.tags:
+        engine.tag_id(image.id, node.local_ref)  # the same build under another prefix: give it this run's tag
+    return True
 
 
-def _latest_with_label(engine: Engine, key: str, value: str) -> Any | None:
-    images = engine.images_with_label(key, value)
-    return max(images, key=lambda i: i.attrs.get("Created", ""), default=None)
+def _listed(engine: Engine, node: Node) -> LocalImage | None:
+    """The node's image as the listing shows it (tags, size), after it was found, tagged, pulled or built."""
+    if node.kind == "pull":
+        image = engine.image(node.local_ref)
+        return None if image is None else LocalImage(image.id, tuple(image.tags), dict(image.labels or {}), image.attrs.get("Size"))
+    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{HASH_LABEL}={node.hash}")]
+    return next((i for i in rows if node.local_ref in i.tags), None)
+
+
+def _latest_with_label(engine: Engine, key: str, value: str) -> LocalImage | None:
+    """The newest image labelled `key=value` that some build tagged (intermediates have no tags)."""
+    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{key}={value}")]
+    return max((i for i in rows if i.tags), key=lambda i: i.created, default=None)
 
 
 @contextmanager
