@@ -96,12 +96,14 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
 @click.argument("images", nargs=-1)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Images tested at the same time.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
+@click.option("--force", is_flag=True, help="Test again images that passed earlier with the same content, checks and tool.")
 @ONLY_VERIFIED
-def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, only_verified: bool) -> None:
+def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, only_verified: bool,
+                force: bool) -> None:
     """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
     from builder.app.commands import run_tests
 
-    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified))
+    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, force))
 
 
 REGISTRY_OPTION = click.option(

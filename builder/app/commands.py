@@ -134,10 +134,10 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
     return signal.getsignal(signal.SIGINT)
 
 
-def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False) -> int:
-    """`stacks test`: smoke-test built images; nothing that is not built is tested."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False,
+              force: bool = False) -> int:
+    """`stacks test`: smoke-test built images; nothing that is not built is tested; passed earlier = skipped."""
+    from builder.cache.skipping import run_tests_by_record
     from builder.reports.report import write_test_reports
     from builder.check.smoke import detect_hardware, size_check, smoke_image
 
@@ -147,7 +147,8 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     if images:
         wanted = set(images)
         nodes = [n for n in nodes if n.name in wanted or n.image in wanted]
-    missing = [n.name for n in nodes if engine.image(n.local_ref) is None]
+    local = {n.name: engine.image(n.local_ref) for n in nodes}
+    missing = [name for name, image in local.items() if image is None]
     if missing:
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
     hardware = detect_hardware(engine)
@@ -163,11 +164,13 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
             click.echo(f"    {r.name} ({r.fragment}): expected {r.expected}; got {r.got[-300:]}", err=True)
         return results
 
-    with ThreadPoolExecutor(max_workers=jobs or max(1, os.cpu_count() or 1)) as pool:
-        results = [r for group in pool.map(one, nodes) for r in group]
-    paths = write_test_reports(results, out, {n.name: n.hash for n in nodes})
+    run = run_tests_by_record(nodes, {name: image.id for name, image in local.items()}, one,
+                              lambda line: click.echo(line, err=True), jobs or max(1, os.cpu_count() or 1), force)
+    results = run.results
+    paths = write_test_reports(results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "not run")}
-    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(nodes)} images", err=True)
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(run.ran)} images"
+               + (f"; {len(run.earlier)} passed earlier (cached; --force tests them again)" if run.earlier else ""), err=True)
     click.echo("JUnit XML: " + str(paths[2]), err=True)
     click.echo("reports: " + ", ".join(str(p) for p in (*paths[:2], out / "report.md") if p.exists()), err=True)
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.cache.skipping import passed_by_record
 from builder.plan.bases import BaseImage
 from builder.adapters.docker import Engine
 from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
@@ -89,6 +90,7 @@ def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Sett
     releases = [_release(plan, node, settings) for node in nodes]
     for release in releases:
         release.image = _built(engine, release.node) if engine is not None else None
+        tested.update(passed_by_record(release.node, release.image_id))
         release.state = _state(release, tested)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(lambda r: _resolve(plan, r, variants[r.node.name], settings, engine, out_dir), releases))
