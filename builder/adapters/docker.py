@@ -106,9 +106,9 @@ class Engine:
         repository, _, tag = ref.rpartition(":")
         image.tag(repository, tag)
 
-    def pull(self, ref: str) -> Any:
+    def pull(self, ref: str, auth: dict[str, str] | None = None) -> Any:
         repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
-        return self.client.images.pull(repository, tag=tag or "latest")
+        return self.client.images.pull(repository, tag=tag or "latest", auth_config=auth)
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
         """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""

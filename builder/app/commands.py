@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,14 +68,26 @@ def select_nodes(plan: Plan, images: list[str], only_verified: bool) -> list[Nod
     return nodes
 
 
+def open_run_cache(plan: Plan, engine: Engine, choice: tuple[str | None, bool]):
+    """The registry cache of this run: --cache/STACKS_CACHE, else settings.cache; 'none' = no cache."""
+    from builder.cache.registry_cache import open_cache
+
+    location, read_only = choice
+    location = location or plan.spec.model.settings.cache
+    if location is None or location.lower() == "none":
+        return None
+    return open_cache(location, engine, not read_only, lambda line: click.echo(line, err=True))
+
+
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path,
-              ca_certs: tuple[Path, ...], only_verified: bool = False) -> int:
+              ca_certs: tuple[Path, ...], only_verified: bool = False,
+              cache: tuple[str | None, bool] = (None, False)) -> int:
     engine = detect()
     description = engine.describe()
     click.echo(description, err=True)
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
     nodes = select_nodes(plan, images, only_verified)
-    options = build_options(plan, out, jobs, ca_certs)
+    options = replace(build_options(plan, out, jobs, ca_certs), cache=open_run_cache(plan, engine, cache))
     missing = [str(p) for p in options.ca_certificates if not Path(p).is_file()]
     if missing:
         raise click.ClickException(f"CA certificate file not found: {', '.join(missing)}")
@@ -135,7 +148,7 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
 
 
 def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False,
-              force: bool = False) -> int:
+              force: bool = False, cache: tuple[str | None, bool] = (None, False)) -> int:
     """`stacks test`: smoke-test built images; nothing that is not built is tested; passed earlier = skipped."""
     from builder.cache.skipping import run_tests_by_record
     from builder.reports.report import write_test_reports
@@ -148,7 +161,8 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
         wanted = set(images)
         nodes = [n for n in nodes if n.name in wanted or n.image in wanted]
     local = {n.name: engine.image(n.local_ref) for n in nodes}
-    missing = [name for name, image in local.items() if image is None]
+    remote = open_run_cache(plan, engine, cache)
+    missing = [n.name for n in nodes if local[n.name] is None and (remote is None or remote.lookup(n) is None)]
     if missing:
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
     hardware = detect_hardware(engine)
@@ -164,8 +178,9 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
             click.echo(f"    {r.name} ({r.fragment}): expected {r.expected}; got {r.got[-300:]}", err=True)
         return results
 
-    run = run_tests_by_record(nodes, {name: image.id for name, image in local.items()}, one,
-                              lambda line: click.echo(line, err=True), jobs or max(1, os.cpu_count() or 1), force)
+    run = run_tests_by_record(nodes, {name: image.id for name, image in local.items() if image is not None}, one,
+                              lambda line: click.echo(line, err=True), jobs or max(1, os.cpu_count() or 1), force,
+                              cache=remote)
     results = run.results
     paths = write_test_reports(results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "not run")}
@@ -173,5 +188,5 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
                + (f"; {len(run.earlier)} passed earlier (cached; --force tests them again)" if run.earlier else ""), err=True)
     click.echo("JUnit XML: " + str(paths[2]), err=True)
     click.echo("reports: " + ", ".join(str(p) for p in (*paths[:2], out / "report.md") if p.exists()), err=True)
-    return 1 if any(r.status == "failed" for r in results) else 0
+    return 1 if any(r.status == "failed" for r in results) or run.unavailable else 0
 

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from builder.adapters.bootstrap import bootstrap_tarball
 from builder.adapters.docker import BuildFailed, BuildRequest, Cancelled, Engine
@@ -39,6 +39,7 @@ class BuildOptions:
     pip_index_url: str | None = None
     npm_registry: str | None = None
     apt_mirror: str | None = None
+    cache: Any = None  # a builder.cache.registry_cache.RegistryCache, or None
 
 
 @dataclass
@@ -89,6 +90,10 @@ def build_nodes(
 
     listing = [LocalImage.from_listing(row) for row in engine.listing(HASH_LABEL)]  # one call serves every unchanged image
     prefix = plan.spec.model.settings.local_prefix
+    cache = options.cache
+
+    def make(node: Node, result: ImageResult) -> None:
+        _make(plan, node, engine, options, secrets, build_args, result)
 
     def work(task: Task) -> Outcome:
         node, result = by_name[task.name], results[task.name]
@@ -101,13 +106,21 @@ def build_nodes(
             else:
                 with _hash_lock(node.hash):
                     cached, result.reasons = why_build(engine, node)
+                    hit = None if cached or cache is None else cache.lookup(node)
                     if cached:
                         status = "cached"
+                    elif hit is not None:  # pulled only when something here needs it (a child to build, a test)
+                        status, result.reasons = "cached", [f"in the cache as {hit.ref}"]
                     else:
                         progress.building(node, result.reasons)
-                        _make(plan, node, engine, options, secrets, build_args, result)
+                        _ensure_local(plan, node.parent, engine, cache, make)
+                        make(node, result)
                         status = "built"
+                        if cache is not None:
+                            cache.push_image(node)
                 image = _listed(engine, node)
+            if status == "cached" and image is not None and cache is not None and cache.lookup(node) is None:
+                cache.push_image(node)  # built here earlier, before the cache was used: fill it
             if image is not None and node.kind != "pull" and latest not in image.tags:
                 engine.tag_id(image.id, latest)
             result.size = image.size if image is not None else None
@@ -165,6 +178,22 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         write_context(node.rendered, context)
         args = {**build_args, **node.build_args}
         engine.build(BuildRequest(context, node.local_ref, labels, args, secrets), sink)
+
+
+def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: Any, make: Callable[[Node, ImageResult], None]) -> None:
+    """Make the image `name` present in the engine (a child is about to build FROM it): it is there, or it is
+    pulled from the cache, or (the cache announced it but could not give it) built here, its ancestors first."""
+    if name is None:
+        return
+    node = plan[name]
+    with _hash_lock(node.hash):
+        if _present(engine, node):
+            return
+        hit = cache.lookup(node) if cache is not None else None
+        if hit is not None and cache.pull(node, hit):
+            return
+        _ensure_local(plan, node.parent, engine, cache, make)
+        make(node, ImageResult(node.name, node.kind, node.parent, node.hash, node.local_ref))
 
 
 def _build_environment(options: BuildOptions) -> tuple[dict[str, Path], dict[str, str]]:

@@ -22,6 +22,7 @@ class TestRun:
     ran: list[Node] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)  # CheckResult of the images that ran
     earlier: dict[str, TestRecord] = field(default_factory=dict)  # image name -> the passing record used
+    unavailable: list[str] = field(default_factory=list)  # neither here nor obtainable from the cache
 
     __test__ = False
 
@@ -30,18 +31,37 @@ class TestRun:
 
 
 def plan_tests(nodes: list[Node], image_ids: dict[str, str | None], store: RecordStore, force: bool,
-               tool: str | None = None) -> tuple[list[tuple[Node, str]], dict[str, TestRecord]]:
-    """([(node, key) to test], {name: passing record}) — `force` tests everything."""
+               tool: str | None = None, cache: Any = None) -> tuple[list[tuple[Node, str]], dict[str, TestRecord]]:
+    """([(node, key) to test], {name: passing record}) — `force` tests everything.
+
+    A record proves a pass for the image it names: the local one when the
+    node is here, the cache's when it is only there. A record found in the
+    cache is kept locally too, so the next run does not ask again.
+    """
     tool = tool or tool_version()
     to_run, earlier = [], {}
     for node in nodes:
         key = node_key(node, tool)
-        record = None if force else store.passing(key, node.hash, image_ids.get(node.name))
+        record = None if force else _passing(node, key, image_ids.get(node.name), store, cache)
         if record is None:
             to_run.append((node, key))
         else:
             earlier[node.name] = record
     return to_run, earlier
+
+
+def _passing(node: Node, key: str, image_id: str | None, store: RecordStore, cache: Any) -> TestRecord | None:
+    record = store.passing(key, node.hash, image_id)
+    if record is not None or cache is None:
+        return record
+    hit = cache.lookup(node)
+    if hit is None or (image_id is not None and hit.image_id != image_id):
+        return None
+    record = cache.record(node, hit)
+    if record is None or not record.proves(key, node.hash, hit.image_id):
+        return None
+    store.put(record)
+    return record
 
 
 def record_of(node: Node, key: str, image_id: str | None, results: list[Any], tool: str) -> TestRecord:
@@ -56,20 +76,60 @@ def record_of(node: Node, key: str, image_id: str | None, results: list[Any], to
 
 def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str | None], run_one: Callable[[Node], list[Any]],
                         echo: Callable[[str], None], jobs: int, force: bool = False,
-                        store: RecordStore | None = None) -> TestRun:
-    """Test the nodes without a passing record (all with `force`), in `jobs` threads; record each outcome."""
+                        store: RecordStore | None = None, cache: Any = None) -> TestRun:
+    """Test the nodes without a passing record (all with `force`), in `jobs` threads; record each outcome.
+
+    `image_ids`: the local image of each node that is here. A node that is
+    only in the cache (`cache`, a RegistryCache) is pulled when it must run;
+    a passing run is stored locally and, with its image, in the cache.
+    """
     store = store or RecordStore()
     tool = tool_version()
-    to_run, earlier = plan_tests(nodes, image_ids, store, force, tool)
+    to_run, earlier = plan_tests(nodes, image_ids, store, force, tool, cache)
     for name, record in earlier.items():
         echo(f"passed {name}: passed earlier, {_when(record.date)}, cached")
-    run = TestRun(ran=[n for n, _ in to_run], earlier=earlier)
+    if cache is not None and cache.write:
+        for node in nodes:
+            if node.name in earlier and image_ids.get(node.name):
+                _share(node, earlier[node.name], cache)  # a pass recorded here only: give it to the cache too
+    run = TestRun(earlier=earlier)
+
+    def one(item: tuple[Node, str]) -> list[Any] | None:
+        node, key = item
+        image_id = image_ids.get(node.name) or _pulled(node, cache)
+        if image_id is None:
+            echo(f"FAILED {node.name}: not here, and the cache could not give it; run `stacks build {node.name}`")
+            return None
+        results = run_one(node)
+        record = record_of(node, key, image_id, results, tool)
+        store.put(record)
+        if record.passed and cache is not None:
+            _share(node, record, cache)
+        return results
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        groups = list(pool.map(lambda item: run_one(item[0]), to_run))
-    for (node, key), group in zip(to_run, groups):
-        store.put(record_of(node, key, image_ids.get(node.name), group, tool))
-        run.results += group
+        groups = list(pool.map(one, to_run))
+    for (node, _), group in zip(to_run, groups):
+        if group is None:
+            run.unavailable.append(node.name)
+        else:
+            run.ran.append(node)
+            run.results += group
     return run
+
+
+def _pulled(node: Node, cache: Any) -> str | None:
+    hit = cache.lookup(node) if cache is not None else None
+    return hit.image_id if hit is not None and cache.pull(node, hit) else None
+
+
+def _share(node: Node, record: TestRecord, cache: Any) -> None:
+    """Put the tested image (unless the cache has this very image) and its record into the cache."""
+    hit = cache.lookup(node)
+    if hit is None or hit.image_id != record.image_id:
+        hit = cache.push_image(node)
+    if hit is not None and hit.image_id == record.image_id and cache.record(node, hit) is None:
+        cache.push_record(hit, record)
 
 
 def _when(date: str) -> str:
