@@ -150,14 +150,15 @@ def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Pa
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="Where to write the push manifest (JSON). Default: OUT/push-manifest.json.")
 @ONLY_VERIFIED
+@cache_options
 def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run: bool, out: Path,
-         manifest: Path | None, only_verified: bool) -> None:
+         manifest: Path | None, only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
     """Publish tested IMAGES (default: every image with `push: true`): immutable tags first, moving ones after,
     each verified against the registry; tags already there are skipped. Credentials: STACKS_REGISTRY_USER and
     STACKS_REGISTRY_PASSWORD, or the Docker config (`docker login`)."""
     from builder.publish.push import run_push
 
-    sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified))
+    sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, (cache, True)))
 
 
 @cli.command(name="hub-config")

@@ -136,9 +136,10 @@ def _when(date: str) -> str:
     return date.replace("T", " ").replace("+00:00", " UTC")
 
 
-def passed_by_record(node: Node, image_id: str | None, store: RecordStore | None = None) -> dict[str, str]:
-    """{name: hash} when a passing record covers this node and image (the push gate's view), else {}."""
+def passed_by_record(node: Node, image_id: str | None, store: RecordStore | None = None,
+                     cache: Any = None) -> dict[str, str]:
+    """{name: hash} when a passing record (here, or in the cache) covers this node and image: the push gate's view."""
     if image_id is None:
         return {}
-    record = (store or RecordStore()).passing(node_key(node), node.hash, image_id)
+    record = _passing(node, node_key(node), image_id, store or RecordStore(), cache)
     return {node.name: node.hash} if record is not None else {}

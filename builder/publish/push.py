@@ -96,6 +96,7 @@ class Pusher:
     say: Say
     attempts: int = 4
     backoff: float = 2.0
+    cache: Any = None  # a RegistryCache: images it holds are published registry-side (publish/remote.py)
 
     def run(self, plan_steps: list[Step]) -> None:
         """Push every step in order; on the first failure mark it failed, the rest not attempted, and raise."""
@@ -117,8 +118,8 @@ class Pusher:
             step.status, step.digest, step.size = "unchanged", remote.digest, remote.size
             self.say(f"  unchanged {step.ref}  {remote.digest}")
             return
-        digest = self._retry(lambda: self.engine.push(release.repository, tag.name, self.auth, self._layer),
-                             f"pushing {step.ref}")
+        digest = self._retry(lambda: self._from_cache(release, tag.name) or self.engine.push(
+            release.repository, tag.name, self.auth, self._layer), f"pushing {step.ref}")
         remote = self._retry(lambda: self.registry.manifest(release.path, tag.name, platform), f"verifying {step.ref}")
         if remote is None or remote.digest != digest or remote.config != release.image_id:
             served = f"{remote.digest} (image {remote.config})" if remote else "no such tag"
@@ -126,6 +127,17 @@ class Pusher:
                                 f"but the engine pushed {digest} of image {release.image_id}")
         step.status, step.digest, step.size = "pushed", digest, remote.size
         self.say(f"  pushed    {step.ref}  {digest}")
+
+    def _from_cache(self, release: Release, tag: str) -> str | None:
+        """The digest after a registry-side copy from the cache, or None when the cache cannot serve this image."""
+        from builder.publish.remote import copy_manifest, same_registry
+
+        hit = self.cache.lookup(release.node) if self.cache is not None else None
+        if hit is None or hit.image_id != release.image_id or not same_registry(self.cache.host, self.registry.host):
+            return None
+        digest = copy_manifest(self.registry, self.cache.path, hit.digest, release.path, tag)
+        self.say(f"    copied from the cache {hit.ref} (blobs mounted, nothing uploaded)")
+        return digest
 
     def _layer(self, line: str) -> None:
         """A layer's final state from the engine (not its progress bar): long pushes show they are alive."""
@@ -191,8 +203,9 @@ def describe(release: Release) -> list[str]:
     return lines
 
 
-def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool):
-    from builder.app.commands import select_nodes
+def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
+          cache_choice: tuple[str | None, bool] = (None, True)):
+    from builder.app.commands import open_run_cache, select_nodes
 
     engine = detect()
     plan = load_plan(spec_file, engine.mode)  # type: ignore[arg-type]
@@ -200,13 +213,14 @@ def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, o
     nodes = publishable(plan, select_nodes(plan, images, only_verified), images)
     if not nodes:
         raise click.ClickException("nothing to publish: no selected image has `push: true`")
-    return engine, settings, prepare(plan, nodes, engine, settings, out)
+    cache = open_run_cache(plan, engine, cache_choice)
+    return engine, settings, prepare(plan, nodes, engine, settings, out, cache=cache), cache
 
 
 def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
              as_json: bool) -> int:
     """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem."""
-    _, _, releases = _load(spec_file, images, registry, out, only_verified)
+    _, _, releases, _ = _load(spec_file, images, registry, out, only_verified)
     if as_json:
         click.echo(json.dumps([_as_json(r) for r in releases], indent=2))
     else:
@@ -227,9 +241,9 @@ def _as_json(release: Release) -> dict[str, Any]:
 
 
 def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
-             manifest: Path | None, only_verified: bool) -> int:
+             manifest: Path | None, only_verified: bool, cache: tuple[str | None, bool] = (None, True)) -> int:
     """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed."""
-    engine, settings, releases = _load(spec_file, images, registry, out, only_verified)
+    engine, settings, releases, remote = _load(spec_file, images, registry, out, only_verified, cache)
     host = settings.registry.host
     problems = refusals(releases, out)
     plan_steps = steps(releases)
@@ -248,7 +262,7 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     if dry_run:
         click.echo(f"dry run: would push {summary}; nothing was pushed")
         return 0
-    failure = _push(engine, host, releases, plan_steps, summary)
+    failure = _push(engine, host, releases, plan_steps, summary, remote)
     path = manifest or out / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
@@ -266,7 +280,8 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     return 0
 
 
-def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str) -> str | None:
+def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
+          cache: Any = None) -> str | None:
     """Check access, then push every step; None when all went well, else what went wrong."""
     attempts, backoff = push_settings()
     try:
@@ -275,7 +290,7 @@ def _push(engine: Engine, host: str, releases: list[Release], plan_steps: list[S
         _say(f"pushing {summary}" + (f" as {credentials.describe()}" if credentials else ""))
         retry(lambda: api.check(releases[0].path), f"checking access to {host}", attempts, backoff, _say)
         auth = credentials.engine_auth(host) if credentials else None
-        Pusher(engine, api, auth, _say, attempts, backoff).run(plan_steps)
+        Pusher(engine, api, auth, _say, attempts, backoff, cache).run(plan_steps)
         return None
     except (PublishFailed, RegistryError, docker.errors.DockerException) as exc:
         for step in plan_steps:

@@ -83,14 +83,17 @@ def publishable(plan: Plan, nodes: list[Node], images: list[str]) -> list[Node]:
 
 
 def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Settings, out_dir: Path,
-            jobs: int = 4) -> list[Release]:
-    """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise."""
+            jobs: int = 4, cache: Any = None) -> list[Release]:
+    """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise.
+
+    An image that is only in the registry cache is pulled: its versions are read from a container of it.
+    """
     variants = {v.name: v for v in expand(plan.spec)}
     tested = tested_images(out_dir)
     releases = [_release(plan, node, settings) for node in nodes]
     for release in releases:
-        release.image = _built(engine, release.node) if engine is not None else None
-        tested.update(passed_by_record(release.node, release.image_id))
+        release.image = _built(engine, release.node) or _pulled(engine, release.node, cache) if engine is not None else None
+        tested.update(passed_by_record(release.node, release.image_id, cache=cache))
         release.state = _state(release, tested)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(lambda r: _resolve(plan, r, variants[r.node.name], settings, engine, out_dir), releases))
@@ -114,6 +117,11 @@ def _built(engine: Engine, node: Node) -> Any | None:
     if image is None or (image.labels or {}).get(HASH_LABEL) != node.hash:
         return None
     return image
+
+
+def _pulled(engine: Engine, node: Node, cache: Any) -> Any | None:
+    hit = cache.lookup(node) if cache is not None else None
+    return _built(engine, node) if hit is not None and cache.pull(node, hit) else None
 
 
 def _state(release: Release, tested: dict[str, str]) -> str:

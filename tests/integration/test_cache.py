@@ -30,6 +30,7 @@ def cached_stack(tmp_path: Path, client, registry: str):
         settings:
           local_prefix: {prefix}
           cache: {cache}
+          tags: ["{{{{ variant }}}}-{{{{ hash }}}}", "{{{{ variant }}}}"]
         bases:
           debian:
             bootstrap: {{suite: bookworm}}
@@ -41,6 +42,7 @@ def cached_stack(tmp_path: Path, client, registry: str):
           leaf:
             parent: root
             fragments: [extra]
+            push: true
         """))
     write_fragment(tmp_path, "note", f"RUN echo {{{{ text }}}} > /etc/stacks-note && echo {uuid.uuid4().hex} > /etc/nonce\n",
                    "params:\n  text: {type: string}\nchecks:\n  - {name: note, run: cat /etc/stacks-note, expect: '^hello$'}\n")
@@ -147,3 +149,21 @@ def test_an_unreachable_or_read_only_cache_is_a_warning_and_a_local_build(cached
         assert not any(t.startswith(locked.host) for i in state["client"].images.list() for t in i.tags)  # no half tag
     finally:
         locked.stop()
+
+
+def test_push_from_the_cache_mounts_blobs_and_copies_the_manifest(cached_stack: dict, registry: str) -> None:
+    state = cached_stack
+    env = fresh_runner(state)
+    assert run(state, env, "build").returncode == 0 and run(state, env, "test").returncode == 0
+    env = fresh_runner(state)  # a publishing job on a fresh runner: the image is only in the cache
+    target = f"{registry}/published-{state['prefix']}"
+    result = run(state, env, "push", "--registry", target)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("copied from the cache") == 4 and "Pushed" not in result.stderr  # 2 images, 2 tags each
+    accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    served = requests.get(f"http://{registry}/v2/published-{state['prefix']}/leaf/manifests/latest", headers=accept)
+    cache_path = state["cache"].split("/", 1)[1]
+    tags = requests.get(f"http://{registry}/v2/{cache_path}/tags/list").json()["tags"]
+    cached = requests.get(f"http://{registry}/v2/{cache_path}/manifests/{next(t for t in tags if t.startswith('leaf-'))}",
+                          headers=accept)
+    assert served.status_code == 200 and served.headers["Docker-Content-Digest"] == cached.headers["Docker-Content-Digest"]
