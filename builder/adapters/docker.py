@@ -55,6 +55,8 @@ class BuildRequest:
     labels: dict[str, str]
     build_args: dict[str, str]
     secrets: dict[str, Path] = field(default_factory=dict)
+    cache_from: tuple[str, ...] = ()  # registry images whose inline layer cache BuildKit may import
+    inline_cache: bool = False  # write layer cache metadata into the image (BUILDKIT_INLINE_CACHE=1)
 
 
 @dataclass
@@ -164,6 +166,10 @@ class Engine:
             cmd += ["--build-arg", f"{key}={value}"]
         for key, path in sorted(request.secrets.items()):
             cmd += ["--secret", f"id={key},src={path}"]
+        for ref in request.cache_from:  # a missing ref is only a warning in BuildKit's log
+            cmd += ["--cache-from", ref]
+        if request.inline_cache:
+            cmd += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         cmd.append(str(request.context))
         env = {**os.environ, "DOCKER_BUILDKIT": "1"}
         proc = subprocess.Popen(

@@ -177,7 +177,9 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         context = options.out_dir / "contexts" / node.name
         write_context(node.rendered, context)
         args = {**build_args, **node.build_args}
-        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets), sink)
+        cache = options.cache if options.cache is not None and options.cache.enabled else None
+        layers = (cache.latest_ref(node),) if cache is not None else ()
+        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None), sink)
 
 
 def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: Any, make: Callable[[Node, ImageResult], None]) -> None:

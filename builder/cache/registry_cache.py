@@ -80,6 +80,10 @@ class RegistryCache:
     def ref(self, node: Node) -> str:
         return f"{self.location}:{cache_tag(node.name, node.hash)}"
 
+    def latest_ref(self, node: Node) -> str:
+        """The newest cached build of this name (any hash): where BuildKit imports unchanged layers from."""
+        return f"{self.location}:{cache_tag(node.name, 'latest')}"
+
     # --- reading -------------------------------------------------------------
 
     def lookup(self, node: Node) -> CacheHit | None:
@@ -162,7 +166,14 @@ class RegistryCache:
         hit = CacheHit(ref, digest, image.id)
         with self._lock:
             self._hits[node.name] = hit
+        self._guard(lambda: self._move_latest(node, hit), f"moving {node.name}'s layer-cache tag", writing=True)
         return hit
+
+    def _move_latest(self, node: Node, hit: CacheHit) -> None:
+        """`<name>-latest` serves the newest build (registry-side: the same manifest under a second tag)."""
+        found = self.registry.raw_manifest(self.path, hit.digest)
+        if found is not None:
+            self.registry.put_manifest(self.path, cache_tag(node.name, "latest"), found[0], found[1])
 
     def push_record(self, hit: CacheHit, record: TestRecord) -> bool:
         """Store `record` as an artifact bound to the image's manifest digest; False (warned) on failure."""

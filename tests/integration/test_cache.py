@@ -111,6 +111,8 @@ def test_an_edited_leaf_on_a_fresh_runner_builds_only_the_leaf_on_its_pulled_par
     found = statuses(state)
     assert found["leaf"][0] == "built" and found["root"][0] == "cached"
     assert any(t.startswith(f"{state['prefix']}/root:") for t in local_tags(state))  # pulled for the leaf
+    log = (state["folder"] / "build" / "logs" / "leaf.log").read_text()
+    assert f"importing cache manifest from {state['cache']}:leaf-latest" in log  # layers of the last leaf build
     tested = run(state, env, "test")
     assert tested.returncode == 0, tested.stderr
     assert "passed root: passed earlier, " in tested.stderr and "passed leaf: 3/3 checks" in tested.stderr
