@@ -82,6 +82,20 @@ class RecordStore:
             handle.write(record.to_json())
         os.replace(tmp, self.folder / f"{record.key}.json")
 
+    def mark_shared(self, key: str, location: str) -> None:
+        """Remember that the cache at `location` has this record: later runs do not ask it again."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{key}.{_slug(location)}.shared").touch()
+
+    def is_shared(self, key: str, location: str) -> bool:
+        return (self.folder / f"{key}.{_slug(location)}.shared").exists()
+
     def passing(self, key: str, content_hash: str, image_id: str | None = None) -> TestRecord | None:
         record = self.get(key)
         return record if record is not None and record.proves(key, content_hash, image_id) else None
+
+
+def _slug(location: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(location.encode()).hexdigest()[:16]

@@ -61,6 +61,7 @@ def _passing(node: Node, key: str, image_id: str | None, store: RecordStore, cac
     if record is None or not record.proves(key, node.hash, hit.image_id):
         return None
     store.put(record)
+    store.mark_shared(record.key, cache.location)
     return record
 
 
@@ -90,8 +91,9 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str | None], run
         echo(f"passed {name}: passed earlier, {_when(record.date)}, cached")
     if cache is not None and cache.write:
         for node in nodes:
-            if node.name in earlier and image_ids.get(node.name):
-                _share(node, earlier[node.name], cache)  # a pass recorded here only: give it to the cache too
+            record = earlier.get(node.name)
+            if record is not None and image_ids.get(node.name) and not store.is_shared(record.key, cache.location):
+                _share(node, record, cache, store)  # a pass recorded here only: give it to the cache too
     run = TestRun(earlier=earlier)
 
     def one(item: tuple[Node, str]) -> list[Any] | None:
@@ -104,7 +106,7 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str | None], run
         record = record_of(node, key, image_id, results, tool)
         store.put(record)
         if record.passed and cache is not None:
-            _share(node, record, cache)
+            _share(node, record, cache, store)
         return results
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -123,13 +125,15 @@ def _pulled(node: Node, cache: Any) -> str | None:
     return hit.image_id if hit is not None and cache.pull(node, hit) else None
 
 
-def _share(node: Node, record: TestRecord, cache: Any) -> None:
+def _share(node: Node, record: TestRecord, cache: Any, store: RecordStore) -> None:
     """Put the tested image (unless the cache has this very image) and its record into the cache."""
     hit = cache.lookup(node)
     if hit is None or hit.image_id != record.image_id:
         hit = cache.push_image(node)
-    if hit is not None and hit.image_id == record.image_id and cache.record(node, hit) is None:
-        cache.push_record(hit, record)
+    if hit is None or hit.image_id != record.image_id:
+        return
+    if cache.record(node, hit) is not None or cache.push_record(hit, record):
+        store.mark_shared(record.key, cache.location)
 
 
 def _when(date: str) -> str:
