@@ -119,7 +119,8 @@ def build_nodes(
                         if cache is not None:
                             cache.push_image(node)
                 image = _listed(engine, node)
-            if status == "cached" and image is not None and cache is not None and cache.lookup(node) is None:
+            if status == "cached" and image is not None and cache is not None and node.kind != "pull" \
+                    and cache.lookup(node) is None:
                 cache.push_image(node)  # built here earlier, before the cache was used: fill it
             if image is not None and node.kind != "pull" and latest not in image.tags:
                 engine.tag_id(image.id, latest)
