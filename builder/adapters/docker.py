@@ -62,6 +62,8 @@ class BuildRequest:
     labels: dict[str, str]
     build_args: dict[str, str]
     secrets: dict[str, Path] = field(default_factory=dict)
+    cache_from: tuple[str, ...] = ()  # registry images whose inline layer cache BuildKit may import
+    inline_cache: bool = False  # write layer cache metadata into the image (BUILDKIT_INLINE_CACHE=1)
 
 
 @dataclass
@@ -97,6 +99,19 @@ class Engine:
     def images_with_label(self, key: str, value: str) -> list[Any]:
         return self.client.images.list(filters={"label": f"{key}={value}"})
 
+    def listing(self, label: str) -> list[dict[str, Any]]:
+        """Raw rows (Id, RepoTags, Labels, Size, Created) of every image carrying `label`: one API call.
+
+        The SDK's `images.list()` inspects each image after listing; a no-op
+        build of a whole matrix needs only what the listing already says.
+        """
+        return list(self.client.api.images(filters={"label": label}))
+
+    def tag_id(self, image_id: str, ref: str) -> None:
+        """Tag an image known by id (from `listing`) without inspecting it first."""
+        repository, tag = docker.utils.parse_repository_tag(ref)
+        self.client.api.tag(image_id, repository, tag or "latest")
+
     def images_by_label(self, key: str) -> dict[str, Any]:
         """Every local image carrying label `key`, by the label's value."""
         return {(i.labels or {}).get(key, ""): i for i in self.client.images.list(filters={"label": key})}
@@ -105,9 +120,9 @@ class Engine:
         repository, _, tag = ref.rpartition(":")
         image.tag(repository, tag)
 
-    def pull(self, ref: str) -> Any:
+    def pull(self, ref: str, auth: dict[str, str] | None = None) -> Any:
         repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
-        return self.client.images.pull(repository, tag=tag or "latest")
+        return self.client.images.pull(repository, tag=tag or "latest", auth_config=auth)
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
         """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
@@ -163,6 +178,10 @@ class Engine:
             cmd += ["--build-arg", f"{key}={value}"]
         for key, path in sorted(request.secrets.items()):
             cmd += ["--secret", f"id={key},src={path}"]
+        for ref in request.cache_from:  # a missing ref is only a warning in BuildKit's log
+            cmd += ["--cache-from", ref]
+        if request.inline_cache:
+            cmd += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         cmd.append(str(request.context))
         env = {**os.environ, "DOCKER_BUILDKIT": "1"}
         proc = subprocess.Popen(

@@ -108,15 +108,91 @@ class Registry:
         size = sum(int(part.get("size", 0)) for part in [body.get("config") or {}, *body.get("layers", [])])
         return RemoteManifest(digest, config, size)
 
+    # --- content: manifests and blobs (the registry cache, registry-side publishing) ---
+
+    def head(self, repository: str, reference: str) -> str | None:
+        """The digest `repository:reference` serves (a HEAD: nothing downloaded); None when absent."""
+        response = self._call("HEAD", f"/v2/{repository}/manifests/{reference}", repository, allow_missing=True,
+                              headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        if response is None:
+            return None
+        return response.headers.get("Docker-Content-Digest")
+
+    def raw_manifest(self, repository: str, reference: str, accept: tuple[str, ...] = MANIFEST_TYPES) -> tuple[bytes, str, str] | None:
+        """(body, media type, digest) of a manifest exactly as stored; None when absent."""
+        response = self._get(f"/v2/{repository}/manifests/{reference}", repository, allow_missing=True,
+                             headers={"Accept": ", ".join(accept)})
+        if response is None:
+            return None
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return response.content, media_type, response.headers.get("Docker-Content-Digest") or _sha256(response.content)
+
+    def blob(self, repository: str, digest: str, limit: int = 1 << 20) -> bytes:
+        """A small blob (a config, a record), refused past `limit` bytes: never a layer by mistake."""
+        response = self._get(f"/v2/{repository}/blobs/{digest}", repository)
+        assert response is not None
+        if len(response.content) > limit:
+            raise RegistryError(f"registry {self.host}: blob {digest[:19]} of {repository} is larger than expected")
+        if _sha256(response.content) != digest:
+            raise RegistryError(f"registry {self.host}: blob {digest[:19]} of {repository} does not match its digest")
+        return response.content
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        return self._call("HEAD", f"/v2/{repository}/blobs/{digest}", repository, allow_missing=True, push=True) is not None
+
+    def put_blob(self, repository: str, data: bytes) -> str:
+        """Upload a small blob in one request (POST then PUT with the digest); returns its digest."""
+        digest = _sha256(data)
+        if self.has_blob(repository, digest):
+            return digest
+        start = self._call("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True)
+        assert start is not None
+        location = _absolute(self.base, start.headers.get("Location", ""))
+        joiner = "&" if "?" in location else "?"
+        self._call("PUT", f"{location}{joiner}digest={digest}", repository, push=True, data=data,
+                   headers={"Content-Type": "application/octet-stream"})
+        return digest
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> bool:
+        """Cross-repository mount of `digest` from `source` into `repository`: True when mounted (201), no upload."""
+        if self.has_blob(repository, digest):
+            return True
+        response = self._call("POST", f"/v2/{repository}/blobs/uploads/?mount={digest}&from={source}", repository,
+                              push=True, scopes=(source,))
+        assert response is not None
+        if response.status_code == 201:
+            return True
+        location = response.headers.get("Location")  # 202: the registry started an upload instead; cancel it
+        if location:
+            try:
+                self._call("DELETE", _absolute(self.base, location), repository, push=True, allow_missing=True)
+            except RegistryError:
+                pass
+        return False
+
+    def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag (or its digest); returns the digest the registry acknowledged."""
+        response = self._call("PUT", f"/v2/{repository}/manifests/{reference}", repository, push=True, data=body,
+                              headers={"Content-Type": media_type})
+        assert response is not None
+        return response.headers.get("Docker-Content-Digest") or _sha256(body)
+
     # --- HTTP with authentication ------------------------------------------
 
     def _get(self, path: str, repository: str, allow_missing: bool = False,
              headers: dict[str, str] | None = None) -> requests.Response | None:
-        url = self.base + path
-        response = self._request(url, headers or {}, self._tokens.get(repository))
+        return self._call("GET", path, repository, allow_missing, headers)
+
+    def _call(self, method: str, path: str, repository: str, allow_missing: bool = False,
+              headers: dict[str, str] | None = None, push: bool = False, data: bytes | None = None,
+              scopes: tuple[str, ...] = ()) -> requests.Response | None:
+        """One request with the auth dance; `push` asks for pull+push rights, `scopes` for pull on other repositories."""
+        url = path if path.startswith("http") else self.base + path
+        key = f"{repository}|{'push' if push else 'pull'}|{','.join(scopes)}"
+        response = self._request(url, headers or {}, self._tokens.get(key), method, data)
         if response.status_code == 401:
-            auth = self._authorize(response, repository)
-            response = self._request(url, headers or {}, auth)
+            auth = self._authorize(response, repository, push, scopes, key)
+            response = self._request(url, headers or {}, auth, method, data)
         if response.status_code == 404 and allow_missing:
             return None
         if response.status_code in (401, 403):
@@ -124,19 +200,22 @@ class Registry:
             raise RegistryError(f"registry {self.host} refused {who}: HTTP {response.status_code} "
                                 f"{_error_text(response)}", auth=True)
         if response.status_code >= 400:
-            raise RegistryError(f"registry {self.host}: GET {path}: HTTP {response.status_code} {_error_text(response)}",
+            where = url.split("?")[0].removeprefix(self.base)
+            raise RegistryError(f"registry {self.host}: {method} {where}: HTTP {response.status_code} {_error_text(response)}",
                                 retryable=response.status_code in (429, 500, 502, 503, 504))
         return response
 
-    def _request(self, url: str, headers: dict[str, str], auth: str | None) -> requests.Response:
+    def _request(self, url: str, headers: dict[str, str], auth: str | None, method: str = "GET",
+                 data: bytes | None = None) -> requests.Response:
         if auth:
             headers = {**headers, "Authorization": auth}
         try:
-            return self._session.get(url, headers=headers, timeout=self.timeout)
+            return self._session.request(method, url, headers=headers, data=data, timeout=self.timeout)
         except requests.RequestException as exc:
             raise RegistryError(f"cannot reach registry {self.host} ({self.base}): {_reason(exc)}", retryable=True) from None
 
-    def _authorize(self, challenge: requests.Response, repository: str) -> str | None:
+    def _authorize(self, challenge: requests.Response, repository: str, push: bool = False,
+                   scopes: tuple[str, ...] = (), key: str | None = None) -> str | None:
         """The Authorization header the registry's WWW-Authenticate challenge asks for."""
         scheme, params = _parse_challenge(challenge.headers.get("WWW-Authenticate", ""))
         creds = self.credentials
@@ -146,7 +225,9 @@ class Registry:
             return "Basic " + _basic(creds.username, creds.password)
         if scheme != "bearer" or "realm" not in params:
             return None
-        query = {"service": params.get("service", ""), "scope": f"repository:{repository}:pull"}
+        scope = " ".join([f"repository:{repository}:{'pull,push' if push else 'pull'}",
+                          *(f"repository:{other}:pull" for other in scopes)])
+        query = {"service": params.get("service", ""), "scope": scope}
         try:
             if creds is not None and creds.token:
                 reply = self._session.post(params["realm"], timeout=self.timeout, data={
@@ -165,8 +246,13 @@ class Registry:
         token = data.get("token") or data.get("access_token")
         header = f"Bearer {token}" if token else None
         if header:
-            self._tokens[repository] = header
+            self._tokens[key or f"{repository}|pull|"] = header
         return header
+
+
+def _absolute(base: str, location: str) -> str:
+    """Upload locations may be relative to the registry's base URL."""
+    return location if location.startswith("http") else base + location
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -82,6 +82,15 @@ def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
                + (f"; {unverified} unverified (CI column 'no'; see `stacks plan --json` for why)" if unverified else ""))
 
 
+def cache_options(command):
+    """--cache REF / --cache-read-only (STACKS_CACHE, STACKS_CACHE_READONLY): the registry cache (docs/cache.md)."""
+    command = click.option("--cache-read-only", "cache_read_only", is_flag=True, envvar="STACKS_CACHE_READONLY",
+                           help="Read the cache, never write it (pull requests from forks).")(command)
+    return click.option("--cache", "cache", default=None, metavar="HOST[:PORT]/REPOSITORY", envvar="STACKS_CACHE",
+                        help="Registry cache of images and test records by content hash, instead of settings.cache; "
+                             "'none' turns it off. Also: STACKS_CACHE.")(command)
+
+
 @cli.command()
 @FILE_OPTION
 @click.argument("images", nargs=-1)
@@ -93,12 +102,13 @@ def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
 @click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
 @ONLY_VERIFIED
+@cache_options
 def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path,
-          ca_certs: tuple[Path, ...], only_verified: bool) -> None:
+          ca_certs: tuple[Path, ...], only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
     """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
     from builder.app.commands import run_build
 
-    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified)
+    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified, (cache, cache_read_only))
     sys.exit(code)
 
 
@@ -110,13 +120,15 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
 @click.option("--allow-not-run", "allow_not_run", multiple=True, metavar="CHECK",
               help="A check (by name or kind, e.g. browser) that may stay 'not run' without failing its image; repeatable. "
                    "Checks that need missing hardware (a GPU) never fail for that.")
+@click.option("--force", is_flag=True, help="Test again images that passed earlier with the same content, checks and tool.")
 @ONLY_VERIFIED
+@cache_options
 def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, allow_not_run: tuple[str, ...],
-                only_verified: bool) -> None:
+                only_verified: bool, force: bool, cache: str | None, cache_read_only: bool) -> None:
     """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
     from builder.app.commands import run_tests
 
-    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, allow_not_run))
+    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, force, (cache, cache_read_only), allow_not_run))
 
 
 REGISTRY_OPTION = click.option(
@@ -154,14 +166,16 @@ def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Pa
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="Where to write the push manifest (JSON). Default: OUT/push-manifest.json.")
 @ONLY_VERIFIED
+@cache_options
 def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run: bool, overwrite_immutable: bool,
-         out: Path, manifest: Path | None, only_verified: bool) -> None:
+         out: Path, manifest: Path | None, only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
     """Publish tested IMAGES (default: every image with `push: true`): immutable tags first, moving ones after,
     each verified against the registry; tags already there are skipped. Credentials: STACKS_REGISTRY_USER and
     STACKS_REGISTRY_PASSWORD, or the Docker config (`docker login`)."""
     from builder.app.publish_cmd import run_push
 
-    sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, overwrite_immutable))
+    sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, overwrite_immutable,
+                      (cache, True)))
 
 
 @cli.command(name="hub-config")

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -33,14 +34,15 @@ def workspace(spec_file: Path, out: Path = Path("build")) -> Workspace:
 
 
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path,
-              ca_certs: tuple[Path, ...], only_verified: bool = False) -> int:
+              ca_certs: tuple[Path, ...], only_verified: bool = False,
+              cache: tuple[str | None, bool] = (None, False)) -> int:
     ws = workspace(spec_file, out)
     engine = ws.engine
     description = engine.describe()
     _say(description)
     plan = ws.build_plan
     nodes = ws.select(plan, images, only_verified)
-    options = ws.build_options(plan, jobs, ca_certs)
+    options = replace(ws.build_options(plan, jobs, ca_certs), cache=ws.registry_cache(plan, cache))
     try:
         options.site.check(engine.mode)
     except SiteError as exc:
@@ -100,12 +102,11 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
 
 
 def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False,
+              force: bool = False, cache: tuple[str | None, bool] = (None, False),
               allow_not_run: tuple[str, ...] = ()) -> int:
-    """`stacks test`: smoke-test built images; nothing that is not built is tested."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """`stacks test`: smoke-test built images; nothing that is not built is tested; passed earlier = skipped."""
+    from builder.cache.skipping import run_tests_by_record
     from builder.check.gate import apply_gate
-
     from builder.reports.report import write_test_reports
     from builder.check.smoke import size_check, smoke_image
 
@@ -115,7 +116,9 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
     if images:
         wanted = set(images)
         nodes = [n for n in nodes if n.name in wanted or n.image in wanted]
-    missing = [n.name for n in nodes if engine.image(n.local_ref) is None]
+    local = {n.name: engine.image(n.local_ref) for n in nodes}
+    remote = ws.registry_cache(plan, cache)
+    missing = [n.name for n in nodes if local[n.name] is None and (remote is None or remote.lookup(n) is None)]
     if missing:
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
     options = ws.check_options(engine)
@@ -131,12 +134,15 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
             click.echo(f"    {r.name} ({r.fragment}): expected {r.expected}; got {r.got[-300:]}", err=True)
         return results
 
-    with ThreadPoolExecutor(max_workers=jobs or max(1, os.cpu_count() or 1)) as pool:
-        results = [r for group in pool.map(one, nodes) for r in group]
-    paths = write_test_reports(results, out, {n.name: n.hash for n in nodes})
+    run = run_tests_by_record(nodes, {name: image.id for name, image in local.items() if image is not None}, one,
+                              lambda line: click.echo(line, err=True), jobs or max(1, os.cpu_count() or 1), ws.records,
+                              force, cache=remote, waived=frozenset(allow_not_run))
+    results = run.results
+    paths = write_test_reports(results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "not run")}
-    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(nodes)} images", err=True)
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(run.ran)} images"
+               + (f"; {len(run.earlier)} passed earlier (cached; --force tests them again)" if run.earlier else ""), err=True)
     click.echo("JUnit XML: " + str(paths[2]), err=True)
     click.echo("reports: " + ", ".join(str(p) for p in (*paths[:2], out / "report.md") if p.exists()), err=True)
-    return 1 if any(r.status == "failed" for r in results) else 0
+    return 1 if any(r.status == "failed" for r in results) or run.unavailable else 0
 

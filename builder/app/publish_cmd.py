@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,21 +19,22 @@ from builder.spec.models import Settings
 from builder.reports.report import _atomic_write
 
 
-def _load(spec_file: Path, images: list[str], registry: str | None, out: Path,
-          only_verified: bool) -> tuple[Workspace, Settings, list[Release]]:
+def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
+          cache_choice: tuple[str | None, bool] = (None, True)) -> tuple[Workspace, Settings, list[Release], Any]:
     ws = Workspace(spec_file=spec_file, out=out, say=_say)
     engine, plan = ws.engine, ws.build_plan
     settings = with_registry(plan.spec.model.settings, registry)
     nodes = publishable(plan, ws.select(plan, images, only_verified), images)
     if not nodes:
         raise click.ClickException("nothing to publish: no selected image has `push: true`")
-    return ws, settings, prepare(plan, nodes, engine, settings, out)
+    cache = ws.registry_cache(plan, cache_choice)
+    return ws, settings, prepare(plan, nodes, engine, settings, out, cache=cache, records=ws.records), cache
 
 
 def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
              as_json: bool) -> int:
     """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem."""
-    _, _, releases = _load(spec_file, images, registry, out, only_verified)
+    _, _, releases, _ = _load(spec_file, images, registry, out, only_verified)
     if as_json:
         click.echo(json.dumps([release_json(r) for r in releases], indent=2))
     else:
@@ -42,9 +44,10 @@ def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path
 
 
 def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
-             manifest: Path | None, only_verified: bool, overwrite_immutable: bool = False) -> int:
+             manifest: Path | None, only_verified: bool, overwrite_immutable: bool = False,
+             cache: tuple[str | None, bool] = (None, True)) -> int:
     """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed."""
-    ws, settings, releases = _load(spec_file, images, registry, out, only_verified)
+    ws, settings, releases, remote = _load(spec_file, images, registry, out, only_verified, cache)
     host = settings.registry.host
     problems = refusals(releases, out)
     plan_steps = steps(releases)
@@ -64,7 +67,7 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
         click.echo(f"dry run: would push {summary}; nothing was pushed")
         return 0
     failure = push_releases(ws.engine, host, releases, plan_steps, summary, _say, ws.keychain, ws.retry_policy(),
-                            overwrite_immutable)
+                            overwrite_immutable, remote)
     path = manifest or out / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")

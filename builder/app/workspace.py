@@ -20,6 +20,8 @@ from pathlib import Path
 from builder.adapters.credentials import PASSWORD_ENV, USER_ENV, Keychain, default_keychain
 from builder.adapters.docker import Engine, detect
 from builder.build.images import BuildOptions
+from builder.cache.records import RecordStore
+from builder.cache.registry_cache import RegistryCache, open_cache
 from builder.build.site import Site
 from builder.check.options import CheckOptions
 from builder.check.smoke import detect_hardware
@@ -101,6 +103,20 @@ class Workspace:
     @cached_property
     def keychain(self) -> Keychain:
         return default_keychain(self.env.get(USER_ENV), self.env.get(PASSWORD_ENV))
+
+    def registry_cache(self, plan: Plan, choice: tuple[str | None, bool] = (None, False)) -> RegistryCache | None:
+        """The registry cache of this run: --cache/STACKS_CACHE (`choice`: location, read-only), else
+        settings.cache; 'none' turns it off. Unreachable or unreadable: a warning and no cache."""
+        location, read_only = choice
+        location = location or plan.spec.model.settings.cache
+        if location is None or location.lower() == "none":
+            return None
+        return open_cache(location, self.engine, not read_only, self.say, self.keychain)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        """Test records of this machine (docs/cache.md)."""
+        return RecordStore(self.cache_dir / "tests")
 
     # --- options of the stages --------------------------------------------------
 

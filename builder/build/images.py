@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from builder.adapters.bootstrap import bootstrap_tarball
 from builder.adapters.docker import BuildFailed, BuildRequest, Cancelled, Engine
@@ -26,6 +26,7 @@ from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import write_context
 from builder.build.scheduler import BuildStatus, Outcome, Task, run_dag
 from builder.build.site import Site
+from builder.cache.identity import LocalImage, own_build
 
 LOG_TAIL = 30
 
@@ -36,6 +37,7 @@ class BuildOptions:
     jobs: int = 1
     site: Site = field(default_factory=Site)
     lock_dir: Path = Path("build/locks")  # per-hash locks; the Workspace puts them in the user's cache
+    cache: Any = None  # a builder.cache.registry_cache.RegistryCache, or None
 
 
 @dataclass
@@ -67,7 +69,7 @@ def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
     old = None
     if previous is not None:
         try:
-            old = json.loads((previous.labels or {}).get(INPUTS_LABEL, "null"))
+            old = json.loads(previous.labels.get(INPUTS_LABEL, "null"))
         except json.JSONDecodeError:
             old = None
     if node.kind == "pull":
@@ -84,8 +86,12 @@ def build_nodes(
     secrets, build_args = options.site.build_environment(options.out_dir)
     by_name = {n.name: n for n in nodes}
 
-    known = engine.images_by_label(HASH_LABEL)  # one query serves every unchanged image
+    listing = [LocalImage.from_listing(row) for row in engine.listing(HASH_LABEL)]  # one call serves every unchanged image
     prefix = plan.spec.model.settings.local_prefix
+    cache = options.cache
+
+    def make(node: Node, result: ImageResult) -> None:
+        _make(plan, node, engine, options, secrets, build_args, result)
 
     def work(task: Task) -> Outcome:
         node, result = by_name[task.name], results[task.name]
@@ -93,22 +99,31 @@ def build_nodes(
         latest = f"{prefix}/{node.name}:latest"
         status: BuildStatus
         try:
-            image = known.get(node.hash)
+            image = own_build(listing, node.name, node.hash, node.local_ref) if node.kind != "pull" else None
             if image is not None and node.local_ref in image.tags:
                 status, result.reasons = "cached", ["an image with this content hash exists"]
             else:
                 with _hash_lock(options.lock_dir, node.hash):
                     cached, result.reasons = why_build(engine, node)
+                    hit = None if cached or cache is None else cache.lookup(node)
                     if cached:
                         status = "cached"
+                    elif hit is not None:  # pulled only when something here needs it (a child to build, a test)
+                        status, result.reasons = "cached", [f"in the cache as {hit.ref}"]
                     else:
                         progress.building(node, result.reasons)
-                        _make(plan, node, engine, options, secrets, build_args, result)
+                        _ensure_local(plan, node.parent, engine, cache, make, options.lock_dir)
+                        make(node, result)
                         status = "built"
-                image = engine.image(node.local_ref)
+                        if cache is not None:
+                            cache.push_image(node)
+                image = _listed(engine, node)
+            if status == "cached" and image is not None and cache is not None and node.kind != "pull" \
+                    and cache.lookup(node) is None:
+                cache.push_image(node)  # built here earlier, before the cache was used: fill it
             if image is not None and node.kind != "pull" and latest not in image.tags:
-                engine.tag(image, latest)
-            result.size = image.attrs.get("Size") if image is not None else None
+                engine.tag_id(image.id, latest)
+            result.size = image.size if image is not None else None
         except Cancelled:
             status, result.error = "cancelled", "run interrupted"
         except BuildFailed as exc:
@@ -162,24 +177,54 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         context = options.out_dir / "contexts" / node.name
         write_context(node.rendered, context)
         args = {**build_args, **node.build_args}
-        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets), sink)
+        cache = options.cache if options.cache is not None and options.cache.enabled else None
+        layers = (cache.latest_ref(node),) if cache is not None else ()
+        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None), sink)
+
+
+def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: Any, make: Callable[[Node, ImageResult], None],
+                  lock_dir: Path) -> None:
+    """Make the image `name` present in the engine (a child is about to build FROM it): it is there, or it is
+    pulled from the cache, or (the cache announced it but could not give it) built here, its ancestors first."""
+    if name is None:
+        return
+    node = plan[name]
+    with _hash_lock(lock_dir, node.hash):
+        if _present(engine, node):
+            return
+        hit = cache.lookup(node) if cache is not None else None
+        if hit is not None and cache.pull(node, hit):
+            return
+        _ensure_local(plan, node.parent, engine, cache, make, lock_dir)
+        make(node, ImageResult(node.name, node.kind, node.parent, node.hash, node.local_ref))
 
 
 def _present(engine: Engine, node: Node) -> bool:
-    image = engine.image(node.local_ref)
-    if image is not None and (node.kind == "pull" or (image.labels or {}).get(HASH_LABEL) == node.hash):
-        return True
+    """The node's own image is here: under its local reference, or under another prefix (then tagged back)."""
     if node.kind == "pull":
+        return engine.image(node.local_ref) is not None
+    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{HASH_LABEL}={node.hash}")]
+    image = own_build(rows, node.name, node.hash, node.local_ref)
+    if image is None:
         return False
-    for candidate in engine.images_with_label(HASH_LABEL, node.hash):
-        engine.tag(candidate, node.local_ref)  # same content under a lost tag: restore it
-        return True
-    return False
+    if node.local_ref not in image.tags:
+        engine.tag_id(image.id, node.local_ref)  # the same build under another prefix: give it this run's tag
+    return True
 
 
-def _latest_with_label(engine: Engine, key: str, value: str) -> Any | None:
-    images = engine.images_with_label(key, value)
-    return max(images, key=lambda i: i.attrs.get("Created", ""), default=None)
+def _listed(engine: Engine, node: Node) -> LocalImage | None:
+    """The node's image as the listing shows it (tags, size), after it was found, tagged, pulled or built."""
+    if node.kind == "pull":
+        image = engine.image(node.local_ref)
+        return None if image is None else LocalImage(image.id, tuple(image.tags), dict(image.labels or {}), image.attrs.get("Size"))
+    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{HASH_LABEL}={node.hash}")]
+    return next((i for i in rows if node.local_ref in i.tags), None)
+
+
+def _latest_with_label(engine: Engine, key: str, value: str) -> LocalImage | None:
+    """The newest image labelled `key=value` that some build tagged (intermediates have no tags)."""
+    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{key}={value}")]
+    return max((i for i in rows if i.tags), key=lambda i: i.created, default=None)
 
 
 @contextmanager

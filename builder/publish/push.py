@@ -95,6 +95,7 @@ class Pusher:
     attempts: int = 4
     backoff: float = 2.0
     overwrite_immutable: bool = False
+    cache: Any = None  # a RegistryCache: images it holds are published registry-side (publish/remote.py)
 
     def run(self, plan_steps: list[Step]) -> None:
         """Refuse if an immutable tag already holds other content; then push every step in order. On the
@@ -143,8 +144,8 @@ class Pusher:
             step.status, step.digest, step.size = "unchanged", remote.digest, remote.size
             self.say(f"  unchanged {step.ref}  {remote.digest}")
             return
-        digest = self._retry(lambda: self.engine.push(release.repository, tag.name, self.auth, self._layer),
-                             f"pushing {step.ref}")
+        digest = self._retry(lambda: self._from_cache(release, tag.name) or self.engine.push(
+            release.repository, tag.name, self.auth, self._layer), f"pushing {step.ref}")
         remote = self._retry(lambda: self.registry.manifest(release.path, tag.name, platform), f"verifying {step.ref}")
         if remote is None or remote.digest != digest or remote.config != release.image_id:
             served = f"{remote.digest} (image {remote.config})" if remote else "no such tag"
@@ -152,6 +153,17 @@ class Pusher:
                                 f"but the engine pushed {digest} of image {release.image_id}")
         step.status, step.digest, step.size = "pushed", digest, remote.size
         self.say(f"  pushed    {step.ref}  {digest}")
+
+    def _from_cache(self, release: Release, tag: str) -> str | None:
+        """The digest after a registry-side copy from the cache, or None when the cache cannot serve this image."""
+        from builder.publish.remote import copy_manifest, same_registry
+
+        hit = self.cache.lookup(release.node) if self.cache is not None else None
+        if hit is None or hit.image_id != release.image_id or not same_registry(self.cache.host, self.registry.host):
+            return None
+        digest = copy_manifest(self.registry, self.cache.path, hit.digest, release.path, tag)
+        self.say(f"    copied from the cache {hit.ref} (blobs mounted, nothing uploaded)")
+        return digest
 
     def _layer(self, line: str) -> None:
         """A layer's final state from the engine (not its progress bar): long pushes show they are alive."""
@@ -226,7 +238,8 @@ def release_json(release: Release) -> dict[str, Any]:
 
 
 def push_releases(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
-                  say: Say, keychain: Keychain, policy: RetryPolicy, overwrite_immutable: bool = False) -> str | None:
+                  say: Say, keychain: Keychain, policy: RetryPolicy, overwrite_immutable: bool = False,
+                  cache: Any = None) -> str | None:
     """Check access, then push every step; None when all went well, else what went wrong."""
     attempts, backoff = policy.attempts, policy.backoff
     try:
@@ -238,7 +251,7 @@ def push_releases(engine: Engine, host: str, releases: list[Release], plan_steps
         say(f"pushing {summary}" + (f" as {credentials.describe()}" if credentials else ""))
         retry(lambda: api.check(releases[0].path), f"checking access to {host}", attempts, backoff, say)
         auth = credentials.engine_auth(host) if credentials else None
-        Pusher(engine, api, auth, say, attempts, backoff, overwrite_immutable).run(plan_steps)
+        Pusher(engine, api, auth, say, attempts, backoff, overwrite_immutable, cache).run(plan_steps)
         return None
     except (PublishFailed, RegistryError, EngineError) as exc:
         for step in plan_steps:

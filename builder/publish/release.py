@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from builder.cache.records import RecordStore
+from builder.cache.skipping import passed_by_record
 from builder.adapters.docker import Engine
 from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
 from builder.spec.models import Registry, Settings
@@ -85,12 +87,17 @@ def publishable(plan: Plan, nodes: list[Node], images: list[str]) -> list[Node]:
 
 
 def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Settings, out_dir: Path,
-            jobs: int = 4) -> list[Release]:
-    """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise."""
+            jobs: int = 4, cache: Any = None, records: RecordStore | None = None) -> list[Release]:
+    """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise.
+
+    An image that is only in the registry cache is pulled: its versions are read from a container of it.
+    """
     tested = tested_images(out_dir)
     releases = [_release(plan, node, settings) for node in nodes]
     for release in releases:
-        release.image = _built(engine, release.node) if engine is not None else None
+        release.image = _built(engine, release.node) or _pulled(engine, release.node, cache) if engine is not None else None
+        if records is not None:
+            tested.update(passed_by_record(release.node, release.image_id, records, cache))
         release.state = _state(release, tested)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(lambda r: _resolve(plan, r, settings, engine), releases))
@@ -114,6 +121,11 @@ def _built(engine: Engine, node: Node) -> Any | None:
     if image is None or (image.labels or {}).get(HASH_LABEL) != node.hash:
         return None
     return image
+
+
+def _pulled(engine: Engine, node: Node, cache: Any) -> Any | None:
+    hit = cache.lookup(node) if cache is not None else None
+    return _built(engine, node) if hit is not None and cache.pull(node, hit) else None
 
 
 def _state(release: Release, tested: dict[str, str]) -> ReleaseState:

@@ -73,16 +73,18 @@ def _atomic_write(path: Path, text: str) -> None:
 TEST_REPORT = "test-report.json"
 
 
-def write_test_reports(results: list, out_dir: Path, hashes: dict[str, str] | None = None) -> tuple[Path, Path, Path]:
+def write_test_reports(results: list, out_dir: Path, hashes: dict[str, str] | None = None,
+                       earlier: dict[str, dict] | None = None) -> tuple[Path, Path, Path]:
     """Smoke-test results as JSON, Markdown and JUnit XML (for CI test tabs); the build report links them.
 
     The JSON also has, per image, the content hash that was tested and
     whether every check passed: `stacks push` publishes only those images,
-    and only while their hash is still the one that was tested.
+    and only while their hash is still the one that was tested. `earlier`:
+    summaries of images skipped because a passing test record exists.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = _counts(results)
-    images = {name: _image_summary(name, digest, results) for name, digest in (hashes or {}).items()}
+    images = {**(earlier or {}), **{name: _image_summary(name, digest, results) for name, digest in (hashes or {}).items()}}
     json_path, md_path, junit_path = out_dir / TEST_REPORT, out_dir / "test-report.md", out_dir / "junit.xml"
     previous = _previous_images(json_path)
     document = {"summary": counts, "images": {**previous, **images}, "checks": [r.to_json() for r in results]}
@@ -113,7 +115,8 @@ def smoke_markdown(results: list, images: dict[str, dict]) -> str:
              "| image | result | passed | failed | not run | seconds (sum of checks) |", "|---|---|---:|---:|---:|---:|"]
     for name, info in images.items():
         c = info["checks"]
-        lines.append(f"| {name} | {'passed' if info['passed'] else '**FAILED**'} | {c.get('passed', 0)} | "
+        verdict = ('passed' if info['passed'] else '**FAILED**') + (f" (earlier, {info['cached']}, cached)" if info.get("cached") else "")
+        lines.append(f"| {name} | {verdict} | {c.get('passed', 0)} | "
                      f"{c.get('failed', 0)} | {c.get('not run', 0)} | {info['seconds']:.1f} |")
     lines += ["", "| image | check | kind | fragment | status | seconds |", "|---|---|---|---|---|---:|"]
     lines += [f"| {r.image} | {_cell(r.name)} | {r.kind} | {r.fragment} | "

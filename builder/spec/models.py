@@ -167,6 +167,9 @@ class Settings(Strict):
     latest: bool = Field(True, description="Also tag the default variant (all axes at their first value) 'latest'.")
     labels: ImageLabels = Field(default_factory=ImageLabels, description="OCI labels of every image (title, description, created, revision and version are set by stacks).")
     build: BuildSettings = Field(default_factory=BuildSettings)
+    cache: str | None = Field(None, description="Registry cache HOST[:PORT]/REPOSITORY: built images and their test records "
+                                                "by content hash, so unchanged images are neither rebuilt nor retested "
+                                                "(docs/cache.md). Also: --cache, STACKS_CACHE.")
 
 
 class HubAuthenticator(Strict):

@@ -102,7 +102,7 @@ def test_uid_gid_remap_makes_host_files_belong_to_the_host_user(reference: dict,
 
 def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, reference_dir: Path) -> None:
     # a relative --out, as `make stacks` gives it
-    result = stacks("test", "-f", str(ROOT / "stacks.yaml"), "--only-verified", "--out", reference_dir.name,
+    result = stacks("test", "--force", "-f", str(ROOT / "stacks.yaml"), "--only-verified", "--out", reference_dir.name,
                     cwd=reference_dir.parent, timeout=1800)
     assert result.returncode == 0, result.stderr
     checks = json.loads((reference_dir / "test-report.json").read_text())["checks"]

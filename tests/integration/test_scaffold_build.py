@@ -50,7 +50,7 @@ def test_scaffold_lints_builds_and_passes_its_smoke_test(reference: dict, projec
         assert rows["lab-bookworm"]["status"] == "cached"
         assert rows["lab-bookworm"]["ref"] == reference["lab-bookworm"]["ref"]  # same parent as the project's own
 
-        tested = stacks("test", "-f", spec, variant, "--out", str(out), cwd=project_copy, timeout=1800)
+        tested = stacks("test", "--force", "-f", spec, variant, "--out", str(out), cwd=project_copy, timeout=1800)
         assert tested.returncode == 0, tested.stderr + tested.stdout
         report = json.loads((out / "test-report.json").read_text())
         kernel = [c for c in report["checks"] if c["image"] == variant and c["kind"] == "kernel"]

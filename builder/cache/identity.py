@@ -1,0 +1,59 @@
+"""Which local image is a node's own build, and not a descendant or an intermediate of it.
+
+Labels are inherited: an image built `FROM` a stacks image, and every
+intermediate image of the classic builder before its own LABEL step, carries
+the parent's `io.stacks.hash`. A label alone therefore proves nothing. What
+stacks writes only after a successful build of node N with hash H is a tag
+`<prefix>/N:<H[:12]>` (under whatever `local_prefix` that run had) or the
+registry cache's tag for H; an image is N's own build when it carries the
+label H *and* one of those tags. Untagged intermediates and foreign children
+(tagged under their own names) never qualify.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Iterable
+
+from builder.plan.plan import HASH_LABEL
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """One row of the engine's image listing: what a decision needs, without inspecting the image."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+    size: int | None = None
+    created: int = 0
+
+    @classmethod
+    def from_listing(cls, row: dict[str, Any]) -> LocalImage:
+        """From one entry of the engine's raw `GET /images/json` answer."""
+        tags = tuple(t for t in (row.get("RepoTags") or ()) if t and t != "<none>:<none>")
+        return cls(str(row.get("Id", "")), tags, dict(row.get("Labels") or {}), row.get("Size"), int(row.get("Created") or 0))
+
+
+def own_tag(tag: str, name: str, content_hash: str) -> bool:
+    """`tag` is `<any prefix>/<name>:<hash[:12]>`: the content-addressed tag of a successful build of `name`."""
+    repository, _, version = tag.rpartition(":")
+    if "/" in version or version != content_hash[:12]:
+        return False
+    return repository.rpartition("/")[2] == name and "/" in repository
+
+
+def is_own_build(image: LocalImage, name: str, content_hash: str, cache_refs: Iterable[str] = ()) -> bool:
+    """The image is node `name`'s own build of `content_hash` (see the module docstring)."""
+    if image.labels.get(HASH_LABEL) != content_hash:
+        return False
+    cached = set(cache_refs)
+    return any(own_tag(t, name, content_hash) or t in cached for t in image.tags)
+
+
+def own_build(images: Iterable[LocalImage], name: str, content_hash: str, local_ref: str,
+              cache_refs: Iterable[str] = ()) -> LocalImage | None:
+    """The node's own image among `images`: the one under `local_ref` first, else one under another prefix."""
+    refs = tuple(cache_refs)
+    mine = [i for i in images if is_own_build(i, name, content_hash, refs)]
+    return next((i for i in mine if local_ref in i.tags), None) or max(mine, key=lambda i: i.created, default=None)

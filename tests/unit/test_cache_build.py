@@ -1,0 +1,131 @@
+"""build_nodes with a registry cache, on a fake engine: hits are not built nor pulled; a child's build pulls its parent."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder.build.images import BuildOptions, build_nodes
+from builder.cache.registry_cache import CacheHit
+from tests.unit.helpers import plan_of
+
+SPEC = """
+    bases:
+      debian: {pull: "debian:12"}
+    images:
+      root: {base: debian, fragments: [os]}
+      leaf: {parent: root, fragments: [tool]}
+      other: {parent: root, fragments: [{use: py, params: {version: "3.12"}}]}
+    """
+
+
+@dataclass
+class Image:
+    id: str
+    tags: list[str]
+    labels: dict[str, str]
+    attrs: dict[str, Any] = field(default_factory=lambda: {"Size": 1})
+
+
+class FakeEngine:
+    mode = "buildkit"
+
+    def __init__(self) -> None:
+        self.images: list[Image] = []
+        self.built: list[str] = []
+        self.requests: list[Any] = []
+
+    def add(self, ref: str, content_hash: str | None) -> Image:
+        image = Image(f"sha256:{len(self.images)}", [ref], {"io.stacks.hash": content_hash} if content_hash else {})
+        self.images.append(image)
+        return image
+
+    def listing(self, label: str) -> list[dict[str, Any]]:
+        key, _, value = label.partition("=")
+        return [{"Id": i.id, "RepoTags": i.tags, "Labels": i.labels, "Size": 1, "Created": 0} for i in self.images
+                if key in i.labels and (not value or i.labels[key] == value)]
+
+    def image(self, ref: str) -> Image | None:
+        return next((i for i in self.images if ref in i.tags), None)
+
+    def tag_id(self, image_id: str, ref: str) -> None:
+        next(i for i in self.images if i.id == image_id).tags.append(ref)
+
+    def tag(self, image: Image, ref: str) -> None:
+        image.tags.append(ref)
+
+    def build(self, request, sink) -> None:
+        self.requests.append(request)
+        self.built.append(request.tag)
+        self.add(request.tag, request.labels["io.stacks.hash"])
+
+
+class FakeCache:
+    enabled, write = True, True
+
+    def __init__(self, engine: FakeEngine, held: dict[str, str]) -> None:
+        self.engine, self.held = engine, held  # name -> hash the cache holds
+        self.pulled: list[str] = []
+        self.pushed: list[str] = []
+
+    def lookup(self, node):
+        if self.held.get(node.name) == node.hash:
+            return CacheHit(f"reg/cache:{node.name}-{node.hash}", "sha256:m", "sha256:c")
+        return None
+
+    def pull(self, node, hit) -> bool:
+        self.pulled.append(node.name)
+        self.engine.add(node.local_ref, node.hash)
+        return True
+
+    def push_image(self, node):
+        self.pushed.append(node.name)
+        self.held[node.name] = node.hash
+
+    def latest_ref(self, node) -> str:
+        return f"reg/cache:{node.name}-latest"
+
+
+class Quiet:
+    def started(self, node): ...
+    def building(self, node, reasons): ...
+    def done(self, result): ...
+
+
+def run(plan, engine, cache, tmp_path: Path) -> dict[str, tuple[str, str]]:
+    options = BuildOptions(out_dir=tmp_path / "out", jobs=1, cache=cache)
+    results = build_nodes(plan, list(plan), engine, options, Quiet(), threading.Event())  # type: ignore[arg-type]
+    return {r.name: (r.status, "; ".join(r.reasons)) for r in results}
+
+
+def test_hits_are_neither_built_nor_pulled_and_a_changed_leaf_pulls_only_its_parent(stack, tmp_path: Path) -> None:
+    plan = plan_of(stack(SPEC))
+    engine = FakeEngine()
+    engine.add(plan["debian"].local_ref, None)
+    cache = FakeCache(engine, {"root": plan["root"].hash, "other": plan["other"].hash, "leaf": "0" * 64})
+    found = run(plan, engine, cache, tmp_path)
+    assert found["root"][0] == found["other"][0] == "cached" and "in the cache" in found["other"][1]
+    assert found["leaf"][0] == "built"
+    assert cache.pulled == ["root"] and cache.pushed == ["leaf"]  # `other` untouched
+    assert engine.built == [plan["leaf"].local_ref]
+    assert engine.requests[0].cache_from == ("reg/cache:leaf-latest",) and engine.requests[0].inline_cache
+
+
+def test_an_intermediate_with_the_label_is_not_taken_for_the_node(stack, tmp_path: Path) -> None:
+    plan = plan_of(stack(SPEC))
+    engine = FakeEngine()
+    engine.add(plan["debian"].local_ref, None)
+    intermediate = engine.add("<none>:<none>", plan["root"].hash)  # carries root's hash, no tag of root
+    child = engine.add("someone/custom:latest", plan["root"].hash)  # a foreign child inheriting the label
+    found = run(plan, engine, None, tmp_path)
+    assert found["root"][0] == "built" and plan["root"].local_ref not in intermediate.tags + child.tags
+
+
+def test_an_own_build_under_another_prefix_is_reused_and_tagged(stack, tmp_path: Path) -> None:
+    plan = plan_of(stack(SPEC))
+    engine = FakeEngine()
+    engine.add(plan["debian"].local_ref, None)
+    elsewhere = engine.add(f"otherprefix/root:{plan['root'].short_hash}", plan["root"].hash)
+    found = run(plan, engine, None, tmp_path)
+    assert found["root"][0] == "cached" and plan["root"].local_ref in elsewhere.tags
