@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +80,8 @@ def idle_checks(target: Target, runner: ContainerRunner, options: CheckOptions) 
     with runner.run(node.local_ref, spec) as container, ThreadPoolExecutor(max_workers=4) as pool:
         declared = pool.map(lambda item: _declared(container, labels, node.name, item[0], item[1], options.hardware),
                             plan.commands)
-        kernels = pool.map(lambda index, item: _kernel(container, node.name, item[0], item[1], _probe_ports(index)),
+        kernels = pool.map(lambda index, item: _kernel(container, node.name, item[0], item[1], _probe_ports(index),
+                                                       options.kernels),
                            range(len(plan.kernels)), plan.kernels)
         return [*plan.problems, _identity(node, labels), *declared, *kernels]
 
@@ -109,10 +111,12 @@ def _probe_ports(index: int) -> int:
     return PROBE_PORTS + 10 * index
 
 
-def _kernel(container: Container, image: str, fragment: str, kernel: KernelSpec, first_port: int) -> CheckResult:
+def _kernel(container: Container, image: str, fragment: str, kernel: KernelSpec, first_port: int,
+            slots: threading.Semaphore) -> CheckResult:
+    """The kernel's snippet over the Jupyter protocol; its timeout starts once one of the run's kernel slots is free."""
     result = CheckResult(image, f"kernel {kernel.name} runs its snippet", fragment, "kernel",
                          expected=f"output matching /{kernel.expect}/ from: {kernel.snippet}")
-    with result.timed():
+    with slots, result.timed():
         done = container.exec(["python", "-c", KERNEL_PROBE, kernel.name, kernel.snippet, str(kernel.timeout), str(first_port)],
                               timeout=kernel.timeout + PROBE_MARGIN)
         text = done.text.strip()

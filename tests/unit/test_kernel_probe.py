@@ -74,3 +74,35 @@ def test_outputs_lost_before_iopub_connected_are_noticed_and_the_snippet_runs_ag
     assert run(client, "print(42)", 0.3, Clock(5)) == (False, "", None)
     assert run(client, "print(42)", 5.0, Clock(5)) == (True, "42\n", None)
     assert client.executed == 2
+
+
+def test_kernels_of_a_run_start_no_more_than_its_slots_at_once() -> None:
+    """Every image's kernels share the run's slots: on two cores, two kernels start at a time, not fourteen."""
+    import json
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from builder.check.idle import _kernel
+    from builder.check.options import kernel_slots
+    from builder.spec.models import KernelSpec
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    class Container:
+        def exec(self, command, timeout=None):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return SimpleNamespace(text=json.dumps({"output": "42\n", "error": None}), exit_code=0)
+
+    slots = kernel_slots(2)
+    kernel = KernelSpec(name="k", language="x", snippet="print(42)", expect="42")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: _kernel(Container(), "img", "frag", kernel, 41000 + 10 * i, slots), range(8)))
+    assert all(r.status == "passed" for r in results)
+    assert peak[0] == 2
