@@ -501,13 +501,14 @@ def test_restartable_starts_the_server_again_in_the_same_container(images, clien
         assert (container.attrs["State"].get("Health") or {}).get("Status") == "healthy", container.logs().decode()
         before = set(container.exec_run(["python", "-c", servers]).output.decode().split())
         assert before, "no server process"
-        container.exec_run(["kill", *before])
+        killed = container.exec_run(["bash", "-c", f"kill {' '.join(before)}"])  # bash's kill: minbase has no /bin/kill
+        assert killed.exit_code == 0, killed.output.decode()
         after: set[str] = set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not after:
             time.sleep(2)
             after = set(container.exec_run(["python", "-c", servers]).output.decode().split()) - before
-        runtime = container.exec_run(["bash", "-c", "sleep 5; /etc/jupyter/docker_healthcheck.py"])
+        runtime = container.exec_run(["bash", "-c", "for i in $(seq 60); do /etc/jupyter/docker_healthcheck.py && exit; sleep 1; done"])
         container.reload()
         logs = container.logs().decode(errors="replace")
         assert container.status == "running", logs
