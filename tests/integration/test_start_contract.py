@@ -324,16 +324,20 @@ class HealthOutcome:
 
 
 # Counts the server processes, and those with the password in their environment (the container's own
-# environment has it, so tini and `docker exec` processes do; the server must not).
+# environment has it, so tini and `docker exec` processes do; the server must not). Run as the server's
+# user: without CAP_SYS_PTRACE even root cannot read another user's /proc/PID/environ.
 SERVER_ENVIRON = """
-import glob, sys
+import glob, os, sys
 servers = hits = 0
 for proc in glob.glob("/proc/[0-9]*"):
+    if proc == "/proc/%d" % os.getpid():
+        continue
     try:
-        cmdline = open(proc + "/cmdline", "rb").read()
-        if b"jupyter" in cmdline and b"healthcheck" not in cmdline:
+        args = open(proc + "/cmdline", "rb").read().split(b"\\0")
+        if any(a.rsplit(b"/", 1)[-1] in (b"jupyter-lab", b"jupyter-server", b"jupyterhub-singleuser") for a in args[:2]):
+            environ = open(proc + "/environ", "rb").read()  # raises unless run as the server's user
             servers += 1
-            hits += sys.argv[1].encode() in open(proc + "/environ", "rb").read()
+            hits += sys.argv[1].encode() in environ
     except OSError:
         pass
 print(servers, hits)
@@ -399,11 +403,11 @@ def _run_health_case(client, images: dict[str, str], case: HealthCase) -> Health
             outcome.probes.append((probe, answer.status_code))
         if case.login:
             outcome.login = (_login(base, case.login), _login(base, "not-" + case.login))
-            found = container.exec_run(["python", "-c", SERVER_ENVIRON, case.login], user="root").output.decode().split()
+            found = container.exec_run(["python", "-c", SERVER_ENVIRON, case.login], user=case.user or "").output.decode().split()
             assert found and found[0] != "0", f"no server process found: {found}"
             outcome.password_in_environment = found[1] != "0"
         if case.absent:
-            found = container.exec_run(["python", "-c", SERVER_ENVIRON, case.absent], user="root").output.decode().split()
+            found = container.exec_run(["python", "-c", SERVER_ENVIRON, case.absent], user=case.user or "").output.decode().split()
             assert found and found[0] != "0", f"no server process found: {found}"
             outcome.absent_in_environment = found[1] != "0"
     except Exception as exc:  # noqa: BLE001 - reported by the case's test
