@@ -59,11 +59,13 @@ class OwnedDir:
         self.finish(prune=kind is None)  # after a failure nothing is deleted, and what was written stays listed
 
 
-def claim_dir(root: Path, legacy: Callable[[Path], bool] | None = None) -> OwnedDir:
+def claim_dir(root: Path, legacy: Callable[[Path], bool] | None = None,
+              user_files: frozenset[str] = frozenset()) -> OwnedDir:
     """Take `root` for writing as a whole: it must not exist, be empty, or have been written by this tool.
 
     `legacy` recognises a folder written by a version of stacks that kept no manifest; all its
-    files then count as written by stacks.
+    files then count as written by stacks. `user_files` are names the user is meant to add beside
+    the output (the Hub's `.env`): they neither make the folder foreign nor are ever touched.
     """
     root = Path(root)
     if os.path.lexists(root) and not root.is_dir():
@@ -71,10 +73,11 @@ def claim_dir(root: Path, legacy: Callable[[Path], bool] | None = None) -> Owned
     _make_dirs(root)
     manifest = _load_manifest(root)
     if manifest is None or not manifest[1]:
-        others = sorted(p.name for p in root.iterdir() if p.name != MANIFEST)
+        others = sorted(p.name for p in root.iterdir() if p.name != MANIFEST and p.name not in user_files)
         if others and legacy is not None and legacy(root):
             return OwnedDir(root, {p.relative_to(root).as_posix() for p in root.rglob("*")
-                                   if (p.is_file() or p.is_symlink()) and p.name != MANIFEST})
+                                   if (p.is_file() or p.is_symlink()) and p.name != MANIFEST
+                                   and p.relative_to(root).as_posix() not in user_files})
         if others:
             shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
             raise SpecError([Problem(

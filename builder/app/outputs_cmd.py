@@ -14,11 +14,11 @@ import click
 from builder.adapters.docker import Engine, connect
 from builder.app.workspace import Workspace
 from builder.build.site import SiteError, ca_bundle
-from builder.errors import SpecError
+from builder.errors import SpecError, raise_if_any
 from builder.outputs.bake import BakeOptions, bake_graph, bootstrapped_bases, check_bake, graph_difference, make_bake, plan_graph, write_bake
 from builder.outputs.ci_matrix import DEFAULT_PUSH_PLATFORM, make_matrix, parse_runners, table
-from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, compose_text, config_text, docker_socket_gid, env_text,
-                                        hub_plan, manifest_refs, version_warnings)
+from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, compose_text, config_text, docker_socket_gid, dotenv,
+                                        env_text, hub_plan, manifest_refs, password_problems, version_warnings)
 from builder.owned import claim_dir, write_file
 from builder.outputs.scaffold import _title, new_kernel, recipe_for
 from builder.plan.plan import platform_warnings
@@ -105,9 +105,10 @@ def run_hub_config(spec_file: Path, out: Path, manifest: Path | None, say: Say =
     settings = plan.spec.model.hub or HubSettings()
     refs = manifest_refs(manifest) if manifest is not None else {}
     hub = hub_plan(plan, settings, refs, _engine_check(_err), docker_socket_gid(ws.docker_host))
+    raise_if_any(password_problems(plan, hub, {**dotenv(out / ".env"), **ws.env}))
     for warning in version_warnings(plan, hub):
         click.echo(f"warning: {warning}", err=True)
-    with claim_dir(out) as owned:
+    with claim_dir(out, user_files=frozenset({".env"})) as owned:  # the operator's filled-in copy of env.example
         for name, text in ((CONFIG_FILE, config_text(hub)), (COMPOSE_FILE, compose_text(hub)), (ENV_FILE, env_text(hub))):
             owned.write(name, text)
     say(f"hub: {hub.hub_ref}")

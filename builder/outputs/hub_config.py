@@ -38,6 +38,8 @@ HUB_LABEL = "io.stacks.hub"  # on every user container, value: the Hub's name
 CONFIG_FILE, COMPOSE_FILE, ENV_FILE = "jupyterhub_config.py", "compose.yaml", "env.example"
 CLIENT_ID, CLIENT_SECRET, CALLBACK = "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_CALLBACK_URL"
 DUMMY_PASSWORD, DUMMY_ADMIN_PASSWORD = "JUPYTERHUB_DUMMY_PASSWORD", "JUPYTERHUB_DUMMY_ADMIN_PASSWORD"
+# SharedPasswordAuthenticator refuses shorter passwords when the Hub starts (a crash loop under compose).
+DUMMY_MIN_LENGTH = {DUMMY_PASSWORD: 8, DUMMY_ADMIN_PASSWORD: 32}
 AUTHENTICATORS = {
     "github": "oauthenticator.github.GitHubOAuthenticator",
     "gitlab": "oauthenticator.gitlab.GitLabOAuthenticator",
@@ -249,8 +251,9 @@ def config_text(hub: HubPlan) -> str:
         f"c.DockerSpawner.volumes = {{{s.volume!r}: {s.mount!r}}}",
         f"c.DockerSpawner.notebook_dir = {s.mount!r}",
         "# The container starts as root only so that start.sh can hand the user's new volume to the",
-        "# notebook user (CHOWN_EXTRA); it then drops to that user before the server starts.",
-        f'c.DockerSpawner.extra_create_kwargs = {{"user": "root", "labels": {{{HUB_LABEL!r}: {s.name!r}}}}}',
+        "# notebook user (CHOWN_EXTRA); it then drops to that user before the server starts. The",
+        "# volume is also the working directory, so kernels started without a path write into it.",
+        f'c.DockerSpawner.extra_create_kwargs = {{"user": "root", "working_dir": {s.mount!r}, "labels": {{{HUB_LABEL!r}: {s.name!r}}}}}',
         f'c.DockerSpawner.environment = {{"CHOWN_EXTRA": {s.mount!r}}}',
         "c.Spawner.start_timeout = 120",
         "c.Spawner.http_timeout = 120",
@@ -301,7 +304,10 @@ def _auth_lines(hub: HubPlan) -> list[str]:
     if auth.kind == "dummy":
         lines += [f"# For tests only: anyone with the shared password {DUMMY_PASSWORD} logs in under any name.",
                   f"c.{cls}.user_password = from_env({DUMMY_PASSWORD!r})",
-                  f"c.{cls}.admin_password = os.environ.get({DUMMY_ADMIN_PASSWORD!r}, '')"]
+                  f"c.{cls}.admin_password = os.environ.get({DUMMY_ADMIN_PASSWORD!r}, '')",
+                  f"for _name, _least in {DUMMY_MIN_LENGTH!r}.items():",
+                  "    if 0 < len(os.environ.get(_name, '')) < _least:",
+                  f'        sys.exit(f"{CONFIG_FILE}: {{_name}} must have {{_least}} characters or more (see {ENV_FILE})")']
     else:
         callback = f"{s.public_url.rstrip('/')}/hub/oauth_callback" if s.public_url else None
         lines += [f"c.{cls}.client_id = from_env({CLIENT_ID!r})",
@@ -347,12 +353,33 @@ def secrets_env(hub: HubPlan) -> dict[str, tuple[bool, str]]:
     """Environment variable -> (required, what it is) for the Hub container."""
     s = hub.settings
     if s.authenticator.kind == "dummy":
-        return {DUMMY_PASSWORD: (True, "the shared password (8 characters or more); tests only"),
-                DUMMY_ADMIN_PASSWORD: (False, "the admins' password, different from the shared one; empty: admins cannot log in")}
+        return {DUMMY_PASSWORD: (True, f"the shared password ({DUMMY_MIN_LENGTH[DUMMY_PASSWORD]} characters or more); tests only"),
+                DUMMY_ADMIN_PASSWORD: (False, f"the admins' password, {DUMMY_MIN_LENGTH[DUMMY_ADMIN_PASSWORD]} characters or more"
+                                       " (the Hub refuses to start with a shorter one), different from the shared one;"
+                                       " empty: admins cannot log in")}
     return {CLIENT_ID: (True, f"client id of the OAuth app registered with {s.authenticator.kind}"),
             CLIENT_SECRET: (True, "its client secret"),
             CALLBACK: (s.public_url is None, "https://<your hub>/hub/oauth_callback, as registered with the app"
                        + (f" (default {s.public_url.rstrip('/')}/hub/oauth_callback)" if s.public_url else ""))}
+
+
+def password_problems(plan: Plan, hub: HubPlan, env: dict[str, str]) -> list[Problem]:
+    """The dummy authenticator's passwords, when this environment (or the .env beside the files) sets them:
+    too short ones are refused now rather than by a Hub that then restarts forever."""
+    if hub.settings.authenticator.kind != "dummy":
+        return []
+    return [Problem(f"{name} has {len(env[name])} characters; the Hub needs {least} or more", _where(plan, "hub", "authenticator"),
+                    f"set a longer one (e.g. `openssl rand -hex {least // 2 + 8}`) in the environment or .env")
+            for name, least in DUMMY_MIN_LENGTH.items() if 0 < len(env.get(name, "")) < least]
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    return {k.strip(): v.strip().strip("'\"") for k, v in pairs}
 
 
 def compose_document(hub: HubPlan) -> dict[str, Any]:

@@ -79,6 +79,40 @@ class Settings:
         return self.prefix + rel
 
 
+#: Variables other platforms set for the same purpose -> ours; ours win when both are set.
+#: Aliyun's GPU cloud passes its OSS persistence this way (bucket/folder, key pair, endpoint, region).
+ALIASES = {
+    "ALIYUN_OSS_BUCKET_FOLDER": "S3_SYNC_URL",
+    "ALIYUN_OSS_ACCESS_KEY_ID": "S3_SYNC_ACCESS_KEY_ID",
+    "ALIYUN_OSS_ACCESS_KEY_SECRET": "S3_SYNC_SECRET_ACCESS_KEY",
+    "ALIYUN_OSS_ENDPOINT": "S3_SYNC_ENDPOINT",
+    "ALIYUN_OSS_REGION": "S3_SYNC_REGION",
+}
+
+
+def apply_aliases(environ: dict | None = None) -> None:
+    """Fill S3_SYNC_* from the alias variables: `bucket/folder` or `oss://bucket/folder` becomes
+    s3://bucket/folder, a region `oss-cn-hangzhou` becomes cn-hangzhou (and one is read from an
+    `oss-<region>[-internal].aliyuncs.com` endpoint when no region is given)."""
+    env = os.environ if environ is None else environ
+    for alias, ours in ALIASES.items():
+        value = env.get(alias, "").strip()
+        if not value or env.get(ours, "").strip():
+            continue
+        if ours == "S3_SYNC_URL":
+            scheme, sep, rest = value.partition("://")
+            value = "s3://" + (rest if sep and scheme in ("oss", "s3") else value).lstrip("/")
+        elif ours == "S3_SYNC_REGION" and value.startswith("oss-"):
+            value = value[len("oss-"):]
+        env[ours] = value
+    if not env.get("S3_SYNC_REGION", "").strip() and env.get("ALIYUN_OSS_ENDPOINT"):
+        host = urlsplit(env["ALIYUN_OSS_ENDPOINT"] if "://" in env["ALIYUN_OSS_ENDPOINT"] else "//" + env["ALIYUN_OSS_ENDPOINT"]).hostname or ""
+        labels = host.split(".")
+        region = next((label[len("oss-"):] for label in labels if label.startswith("oss-")), "")
+        if region and host.endswith(".aliyuncs.com"):
+            env["S3_SYNC_REGION"] = region.removesuffix("-internal")
+
+
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
@@ -762,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command is None:
         parser.error("a command is required")
+    apply_aliases()
     setup_logging()
     try:
         return args.func(args)

@@ -1,9 +1,12 @@
 #!/bin/bash
 # start-notebook.sh [SERVER ARGS...]   (also installed as start-notebook.py)
 #
-# Starts `jupyter ${DOCKER_STACKS_JUPYTER_CMD:-lab}` through start.sh with the
-# given arguments (plus NOTEBOOK_ARGS). When JupyterHub spawned the container
-# (JUPYTERHUB_API_TOKEN is set) it starts the single-user server instead.
+# Starts `jupyter ${DOCKER_STACKS_JUPYTER_CMD:-lab}` with the given arguments (plus
+# NOTEBOOK_ARGS), after start.sh (the entry point; called here only when the entry
+# point was replaced). When JupyterHub spawned the container (JUPYTERHUB_API_TOKEN is
+# set) it starts the single-user server instead. RESTARTABLE=yes starts the server
+# again whenever it exits (a crash, or `kill` from a terminal), inside the same
+# container.
 #
 # Authentication: the server reads JUPYTER_TOKEN from the environment itself.
 # A password in JUPYTER_PASSWORD (or LABPASSWD, JUPYTERLAB_PW) is hashed here
@@ -13,12 +16,16 @@
 set -euo pipefail
 
 if [ -n "${JUPYTERHUB_API_TOKEN:-}" ]; then
-  echo "[start-notebook] JUPYTERHUB_API_TOKEN is set: starting the JupyterHub single-user server" >&2
+  echo "JUPYTERHUB_API_TOKEN is set: starting the JupyterHub single-user server" >&2
   if ! command -v jupyterhub-singleuser >/dev/null 2>&1; then
-    echo "[start-notebook] jupyterhub-singleuser is not installed in this image (add the jupyterhub-singleuser fragment)" >&2
+    echo "ERROR: jupyterhub-singleuser is not installed in this image (add the jupyterhub-singleuser fragment)" >&2
     exit 127
   fi
   exec start-singleuser.sh "$@"
+fi
+
+if [ "${_START_SH_EXECUTED:-}" != 1 ]; then
+  exec start.sh "$0" "$@"
 fi
 
 args=()
@@ -35,7 +42,7 @@ except ImportError:
 print(passwd(secret))
 '
   if ! hashed="$(printf '%s' "$password" | python -c "$hash_password")" || [ -z "$hashed" ]; then
-    echo "[start-notebook] could not hash the password (is jupyter_server installed?); refusing to start" >&2
+    echo "ERROR: could not hash the password (is jupyter_server installed?); refusing to start" >&2
     exit 1
   fi
   args+=("--PasswordIdentityProvider.hashed_password=${hashed}")
@@ -45,5 +52,19 @@ print(passwd(secret))
 fi
 unset password
 
-# shellcheck disable=SC2086
-exec start.sh jupyter "${DOCKER_STACKS_JUPYTER_CMD:-lab}" "${args[@]}" ${NOTEBOOK_ARGS:-} "$@"
+# shellcheck disable=SC2206
+command=(jupyter "${DOCKER_STACKS_JUPYTER_CMD:-lab}" "${args[@]}" ${NOTEBOOK_ARGS:-} "$@")
+if [ "${RESTARTABLE:-}" = yes ]; then
+  starts=0
+  while true; do
+    starts=$((starts + 1))
+    if [ -z "${JUPYTER_DOCKER_STACKS_QUIET:-}" ]; then
+      echo "RESTARTABLE=yes: starting the server (start ${starts})" >&2
+    fi
+    status=0
+    "${command[@]}" || status=$?
+    echo "WARNING: the server exited with status ${status}; starting it again (RESTARTABLE=yes)" >&2
+    sleep 1
+  done
+fi
+exec "${command[@]}"

@@ -275,14 +275,20 @@ class Browser:
         return reply.json()["token"]
 
 
-def execute(hub: Hub, user: str, token: str, code: str) -> str:
-    """Run `code` in a notebook kernel of the user's server, through the Hub's URL (REST + websocket)."""
+def execute(hub: Hub, user: str, token: str, code: str, notebook: bool = True) -> str:
+    """Run `code` in a notebook kernel of the user's server, through the Hub's URL (REST + websocket);
+    `notebook=False`: in a kernel started without a path (`POST /api/kernels`), as scripts do."""
     headers = {"Authorization": f"token {token}"}
     base = f"{hub.url}/user/{user}/api"
-    reply = requests.post(base + "/sessions", headers=headers, timeout=60,
-                          json={"path": "hub-check.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python3"}})
-    assert reply.status_code == 201, reply.text
-    kernel = reply.json()["kernel"]["id"]
+    if notebook:
+        reply = requests.post(base + "/sessions", headers=headers, timeout=60,
+                              json={"path": "hub-check.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python3"}})
+        assert reply.status_code == 201, reply.text
+        kernel = reply.json()["kernel"]["id"]
+    else:
+        reply = requests.post(base + "/kernels", headers=headers, timeout=60, json={"name": "python3"})
+        assert reply.status_code == 201, reply.text
+        kernel = reply.json()["id"]
     ws = websocket.create_connection(f"{hub.url.replace('http', 'ws', 1)}/user/{user}/api/kernels/{kernel}/channels",
                                      header=[f"Authorization: token {token}"], timeout=120)
     msg_id = uuid.uuid4().hex
@@ -361,12 +367,16 @@ def test_user_logs_in_picks_an_image_runs_a_cell_keeps_files_in_own_volume(hub: 
     printed = execute(hub, user, token, "import os\nopen('from-kernel.txt', 'w').write('written by a kernel')\n"
                                         "print(6 * 7, os.getcwd(), os.getuid())")
     assert printed.strip() == f"42 {MOUNT} 1000", printed
+    # A kernel started without a path must also run in the volume, or what it writes is lost on restart.
+    printed = execute(hub, user, token, "import os\nopen('from-rest-kernel.txt', 'w').write('x')\nprint(os.getcwd())", notebook=False)
+    assert printed.strip() == MOUNT, printed
     saved = requests.put(f"{hub.url}/user/{user}/api/contents/notes.txt", headers={"Authorization": f"token {token}"},
                          json={"type": "file", "format": "text", "content": "saved from the browser"}, timeout=60)
     assert saved.status_code == 201, saved.text
     listing = volume_listing(client, trixie_ref, volume)
     assert re.search(r"^from-kernel\.txt 1000 \d+$", listing, re.M), listing
     assert re.search(r"^notes\.txt 1000 \d+$", listing, re.M), listing
+    assert re.search(r"^from-rest-kernel\.txt 1000 \d+$", listing, re.M), listing
     assert listing.rstrip().endswith("written by a kernel")
 
     stopped = browser.api("DELETE", f"/users/{user}/server")

@@ -377,3 +377,24 @@ def test_stacks_test_passes_the_fragment_checks(stack: Path, image: str) -> None
     ours = {c["name"]: c["status"] for c in report["checks"] if c.get("fragment") == "s3-sync"}
     assert len(ours) >= 9 and set(ours.values()) == {"passed"}, ours
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_aliyun_oss_variables_alone_restore_and_sync(store: Store, containers: Containers) -> None:
+    """The GPU cloud seed's persistence variables, and no S3_SYNC_* at all: restore, sync, and the
+    key pair gone from the server's environment."""
+    bucket = store.bucket()
+    store.client.put_object(Bucket=bucket, Key="seed/alice/from-oss.txt", Body=b"restored\n")
+    env = {"ALIYUN_OSS_BUCKET_FOLDER": f"oss://{bucket}/seed/alice", "ALIYUN_OSS_ACCESS_KEY_ID": KEY_ID,
+           "ALIYUN_OSS_ACCESS_KEY_SECRET": SECRET, "ALIYUN_OSS_ENDPOINT": store.endpoint, "ALIYUN_OSS_REGION": "oss-cn-hangzhou"}
+    container = containers.run(env)
+    watching(container)
+    wait_for(lambda: server_answers(container), 60, "the server answers")
+    assert sh(container, "cat ~/work/from-oss.txt") == "restored\n"
+    sh(container, "echo synced > ~/work/back.txt")
+    wait_for(lambda: store.objects(bucket, "seed/alice/").get("back.txt") == b"synced\n", QUICK, "a new file reaches the bucket")
+    assert SECRET not in logs(container) and KEY_ID not in logs(container)
+    server_env = sh(container, "pid=$(python -c 'import glob, json; print(json.load(open(glob.glob("
+                               "\"/home/jovyan/.local/share/jupyter/runtime/jpserver-*.json\")[0]))[\"pid\"])') "
+                               "&& tr '\\0' '\\n' < /proc/$pid/environ")
+    assert "ALIYUN_OSS_BUCKET_FOLDER=" in server_env, "the server's environment was not read"
+    assert SECRET not in server_env and KEY_ID not in server_env and "ALIYUN_OSS_ACCESS_KEY_SECRET" not in server_env

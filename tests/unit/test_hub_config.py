@@ -168,7 +168,8 @@ def test_generated_config_gives_dockerspawner_images_volumes_network_and_admins(
     assert spawner["image"] == plan["single-bookworm"].local_ref
     assert spawner["volumes"] == {"lab-home-{username}": "/home/jovyan/work"} and spawner["notebook_dir"] == "/home/jovyan/work"
     assert (spawner["network_name"], spawner["use_internal_ip"], spawner["prefix"], spawner["remove"]) == ("lab-net", True, "lab", True)
-    assert spawner["extra_create_kwargs"] == {"user": "root", "labels": {HUB_LABEL: "lab-hub"}}
+    # the volume is the working directory too: a kernel started without a path (POST /api/kernels) writes into it
+    assert spawner["extra_create_kwargs"] == {"user": "root", "working_dir": "/home/jovyan/work", "labels": {HUB_LABEL: "lab-hub"}}
     assert spawner["environment"] == {"CHOWN_EXTRA": "/home/jovyan/work"}
     assert (spawner["mem_limit"], spawner["cpu_limit"]) == ("4G", 1.5) and "extra_host_config" not in spawner
     assert c.JupyterHub.values["hub_connect_url"] == "http://lab-hub:8081"
@@ -285,3 +286,37 @@ def test_command_writes_config_compose_and_env_example(stack, tmp_path, capsys, 
 
     code, _, stderr = run(capsys, "hub-config", "-f", str(make(stack, "hub: {image: hubb}\n")), "--out", str(out))
     assert code == 2 and "error: hub.image: no image or variant named 'hubb'" in stderr and "did you mean 'hub'?" in stderr
+
+
+def test_dummy_admin_password_shorter_than_32_characters_is_refused_up_front(stack, tmp_path, capsys, monkeypatch) -> None:
+    """JupyterHub's SharedPasswordAuthenticator stops the Hub on a short admin password: under compose's
+    `restart: unless-stopped` that is a crash loop, so hub-config and the generated config refuse it first."""
+    monkeypatch.setattr("builder.app.outputs_cmd._engine_check", lambda say: None)
+    monkeypatch.delenv("JUPYTERHUB_DUMMY_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_DUMMY_PASSWORD", raising=False)
+    path = make(stack, "hub: {offer: [single], authenticator: {kind: dummy}}\n")
+    out = tmp_path / "hub"
+    monkeypatch.setenv("JUPYTERHUB_DUMMY_ADMIN_PASSWORD", "a" * 31)
+    code, _, stderr = run(capsys, "hub-config", "-f", str(path), "--out", str(out))
+    assert code == 2 and "JUPYTERHUB_DUMMY_ADMIN_PASSWORD has 31 characters; the Hub needs 32 or more" in stderr, stderr
+    assert not (out / CONFIG_FILE).exists()
+
+    monkeypatch.delenv("JUPYTERHUB_DUMMY_ADMIN_PASSWORD")
+    out.mkdir()
+    (out / ".env").write_text("JUPYTERHUB_DUMMY_PASSWORD=shared-pw\nJUPYTERHUB_DUMMY_ADMIN_PASSWORD='short'\n")
+    code, _, stderr = run(capsys, "hub-config", "-f", str(path), "--out", str(out))
+    assert code == 2 and "JUPYTERHUB_DUMMY_ADMIN_PASSWORD has 5 characters" in stderr, stderr
+
+    (out / ".env").write_text("JUPYTERHUB_DUMMY_PASSWORD=shared-pw\nJUPYTERHUB_DUMMY_ADMIN_PASSWORD=" + "b" * 32 + "\n")
+    code, _, stderr = run(capsys, "hub-config", "-f", str(path), "--out", str(out))
+    assert code == 0, stderr
+    assert "# optional: the admins' password, 32 characters or more" in (out / ENV_FILE).read_text()
+
+    text = (out / CONFIG_FILE).read_text()  # and the Hub itself, given a short one later, says why it stops
+    with pytest.raises(SystemExit, match="JUPYTERHUB_DUMMY_ADMIN_PASSWORD must have 32 characters or more"):
+        load_config(text, {"JUPYTERHUB_DUMMY_PASSWORD": "shared-pw", "JUPYTERHUB_DUMMY_ADMIN_PASSWORD": "c" * 31}, monkeypatch)
+    c = load_config(text, {"JUPYTERHUB_DUMMY_PASSWORD": "shared-pw", "JUPYTERHUB_DUMMY_ADMIN_PASSWORD": "c" * 32}, monkeypatch)
+    assert c.SharedPasswordAuthenticator.values["admin_password"] == "c" * 32
+    monkeypatch.delenv("JUPYTERHUB_DUMMY_ADMIN_PASSWORD")
+    c = load_config(text, {"JUPYTERHUB_DUMMY_PASSWORD": "shared-pw"}, monkeypatch)  # no admin password: fine
+    assert c.SharedPasswordAuthenticator.values["admin_password"] == ""

@@ -94,3 +94,15 @@ def test_a_legacy_folder_is_adopted_when_recognised(tmp_path: Path) -> None:
     with claim_dir(out, legacy=lambda folder: True) as owned:
         owned.write("new", "y")
     assert not (out / "old").exists()
+
+
+def test_files_the_user_is_meant_to_add_are_neither_foreign_nor_touched(tmp_path: Path) -> None:
+    out = tmp_path / "hub"
+    out.mkdir()
+    (out / ".env").write_text("SECRET=1\n")
+    with claim_dir(out, user_files=frozenset({".env"})) as owned:
+        owned.write("compose.yaml", "a\n")
+    with claim_dir(out, user_files=frozenset({".env"})) as owned:
+        owned.write("other.yaml", "b\n")
+    assert (out / ".env").read_text() == "SECRET=1\n"
+    assert not (out / "compose.yaml").exists() and (out / "other.yaml").exists()

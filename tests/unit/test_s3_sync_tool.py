@@ -215,3 +215,18 @@ def test_deletions_can_be_kept_in_the_bucket_and_large_files_left_out(env, tmp_p
     _write(work / "big.bin", b"x" * 2048, MTIME)
     sync.scan()
     assert set(bucket.objects) == {"gone.txt"}
+
+
+@pytest.mark.parametrize(("folder", "url"), [("my-bucket/users/alice", "s3://my-bucket/users/alice"),
+                                             ("oss://my-bucket/alice/", "s3://my-bucket/alice/"), ("my-bucket", "s3://my-bucket")])
+def test_aliyun_oss_variables_are_aliases(env, folder: str, url: str) -> None:
+    env.delenv("S3_SYNC_URL")
+    fake = {"ALIYUN_OSS_BUCKET_FOLDER": folder, "ALIYUN_OSS_ACCESS_KEY_ID": "LTAIexample", "ALIYUN_OSS_ACCESS_KEY_SECRET": "sec",
+            "ALIYUN_OSS_ENDPOINT": "oss-cn-shanghai-internal.aliyuncs.com"}
+    s3sync.apply_aliases(fake)
+    assert fake["S3_SYNC_URL"] == url
+    assert (fake["S3_SYNC_ACCESS_KEY_ID"], fake["S3_SYNC_SECRET_ACCESS_KEY"]) == ("LTAIexample", "sec")
+    assert (fake["S3_SYNC_ENDPOINT"], fake["S3_SYNC_REGION"]) == ("oss-cn-shanghai-internal.aliyuncs.com", "cn-shanghai")
+    given = {"ALIYUN_OSS_BUCKET_FOLDER": "b/f", "ALIYUN_OSS_REGION": "oss-cn-beijing", "S3_SYNC_URL": "s3://ours/x"}
+    s3sync.apply_aliases(given)  # our own variables win; a region with the oss- prefix is the plain region
+    assert (given["S3_SYNC_URL"], given["S3_SYNC_REGION"]) == ("s3://ours/x", "cn-beijing")
