@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from builder.adapters.credentials import PASSWORD_ENV, USER_ENV, Keychain, default_keychain
+from builder.adapters.credentials import (PASSWORD_ENV, USER_ENV, DockerConfigCredentials, Keychain, StaticCredentials,
+                                          default_keychain)
 from builder.adapters.docker import Engine, detect
 from builder.build.images import BuildOptions
 from builder.cache.records import RecordStore
@@ -95,6 +96,12 @@ class Workspace:
         return detect(forced=self.env.get("STACKS_BUILDER", ""), clis=(self.env.get("STACKS_DOCKER_CLI"),),
                       probe_cache=self.cache_dir / "engine-probe.json")
 
+    @cached_property
+    def cache_keychain(self) -> Keychain:
+        """For the cache: `docker login HOST` first (in CI, the job's token for GHCR), then the explicit
+        credentials, which usually belong to the release registry."""
+        return Keychain((DockerConfigCredentials(), StaticCredentials(self.env.get(USER_ENV), self.env.get(PASSWORD_ENV))))
+
     @property
     def docker_host(self) -> str:
         """Where the engine listens (DOCKER_HOST, as the Docker SDK reads it)."""
@@ -111,7 +118,7 @@ class Workspace:
         location = location or plan.spec.model.settings.cache
         if location is None or location.lower() == "none":
             return None
-        return open_cache(location, self.engine, not read_only, self.say, self.keychain)
+        return open_cache(location, self.engine, not read_only, self.say, self.cache_keychain)
 
     @cached_property
     def records(self) -> RecordStore:

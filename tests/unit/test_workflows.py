@@ -196,7 +196,8 @@ def test_branch_jobs_download_exactly_their_parents(matrix_json: dict[str, Any])
     download = next(s for s in ci["jobs"]["branches"]["steps"] if s.get("uses", "").startswith("actions/download-artifact"))
     assert upload["with"]["name"] == "${{ matrix.artifact }}"
     assert download["with"]["pattern"] == "${{ matrix.artifacts }}"
-    assert upload["if"] == "matrix.export"
+    assert upload["if"] == "matrix.export && env.STACKS_CACHE_READONLY == '1'"  # a writable cache hands them on
+    assert download["if"] == "env.STACKS_CACHE_READONLY == '1'"
     uploaded = {e["id"]: e["artifact"] for e in matrix_json["roots"]["include"]}
     exported = {e["id"] for e in matrix_json["roots"]["include"] if e["export"]}
     assert exported == {need for e in matrix_json["branches"]["include"] for need in e["needs"].split()}
@@ -267,3 +268,18 @@ def test_workflows_pass_actionlint_with_shellcheck() -> None:
         capture_output=True, text=True, cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_jobs_use_the_registry_cache_and_forks_only_read_it() -> None:
+    ci = load(ROOT / ".github/workflows/ci.yml")
+    for name in ("roots", "branches"):
+        job = ci["jobs"][name]
+        assert job["permissions"] == {"contents": "read", "packages": "write"}
+        cache = next(s for s in job["steps"] if "STACKS_CACHE=" in s.get("run", ""))
+        assert "ghcr.io/${OWNER,,}/stacks-cache" in cache["run"] and "STACKS_CACHE_READONLY=1" in cache["run"]
+        assert cache["env"]["FORK"] == "${{ github.event.pull_request.head.repo.fork || false }}"
+        assert "docker login ghcr.io" in cache["run"] and "--password-stdin" in cache["run"]
+        build = next(s for s in job["steps"] if "make stacks" in s.get("run", ""))
+        assert "STACKS_CACHE,STACKS_CACHE_READONLY" in build["run"]
+        order = [s.get("name", s.get("uses", "")) for s in job["steps"]]
+        assert order.index(cache["name"]) < order.index(build["name"])
