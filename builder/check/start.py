@@ -38,14 +38,17 @@ def _remap_checks(target: Target, runner: ContainerRunner, fragment: str) -> lis
                         fragment, "start", expected=f"id {REMAP_UID}:{REMAP_GID} inside, file owned by {REMAP_UID}:{REMAP_GID} on the host")
     sudo = CheckResult(node.name, "GRANT_SUDO=yes gives the user passwordless sudo", fragment, "start",
                        expected="`sudo -n id -u` prints 0")
+    init = CheckResult(node.name, "tini is PID 1 under the image's entry point", fragment, "start",
+                       expected="/proc/1/comm is tini in a container started with a command of its own")
     home = target.facts.environment.get("HOME", "/home/jovyan")
     folder = Path(tempfile.mkdtemp(prefix="stacks-smoke-mount-"))
     os.chmod(folder, 0o777)  # the container's root must be able to write here whatever the host's user is
     try:
         with owned.timed():
-            script = f'touch "{home}/smoke-mount/made-here" && echo "ids $(id -u):$(id -g)" && echo "sudo $(sudo -n id -u 2>&1)"'
-            output = _run_to_end(runner, target, RunSpec(
-                node.name, "remap", command=["start.sh", "bash", "-c", script], user="root",
+            script = (f'touch "{home}/smoke-mount/made-here" && echo "ids $(id -u):$(id -g)" && echo "sudo $(sudo -n id -u 2>&1)"'
+                      ' && echo "pid1 $(cat /proc/1/comm)"')
+            output = _run_to_end(runner, target, RunSpec(  # the way users run it: the entry point does the rest
+                node.name, "remap", command=["bash", "-c", script], user="root",
                 environment={"NB_UID": str(REMAP_UID), "NB_GID": str(REMAP_GID), "GRANT_SUDO": "yes"},
                 mounts={str(folder): f"{home}/smoke-mount"},
             ))
@@ -55,12 +58,15 @@ def _remap_checks(target: Target, runner: ContainerRunner, fragment: str) -> lis
             owned.verdict(inside == on_host == f"{REMAP_UID}:{REMAP_GID}", f"id {inside} inside, {on_host} on the host")
             sudo_said = next((line[5:] for line in output.splitlines() if line.startswith("sudo ")), output[-300:])
             sudo.verdict(sudo_said.strip() == "0", f"sudo -n id -u: {sudo_said.strip()}")
-        sudo.seconds = owned.seconds  # one container answers both
-        if owned.status == "failed" and sudo.got == "":
-            sudo.got = f"not checked: {owned.got}"
+            pid1 = next((line[5:] for line in output.splitlines() if line.startswith("pid1 ")), "?").strip()
+            init.verdict(pid1 == "tini", f"PID 1 is {pid1}")
+        sudo.seconds = init.seconds = owned.seconds  # one container answers all three
+        for other in (sudo, init):
+            if owned.status == "failed" and other.got == "":
+                other.got = f"not checked: {owned.got}"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return [owned, sudo]
+    return [owned, sudo, init]
 
 
 def _run_to_end(runner: ContainerRunner, target: Target, spec: RunSpec) -> str:

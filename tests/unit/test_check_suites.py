@@ -279,7 +279,7 @@ def test_a_single_user_server_that_runs_without_a_hub_fails_after_the_timeout(no
 
 # --- start-time contract ------------------------------------------------------------------------------------
 
-def _remap_container(write_file: bool, code: int = 0, said: str = "ids 4321:4322\nsudo 0\n") -> Callable[[RunSpec], FakeContainer]:
+def _remap_container(write_file: bool, code: int = 0, said: str = "ids 4321:4322\nsudo 0\npid1 tini\n") -> Callable[[RunSpec], FakeContainer]:
     def make(spec: RunSpec) -> FakeContainer:
         (folder,) = spec.mounts
         if write_file:
@@ -294,22 +294,25 @@ def _remap_container(write_file: bool, code: int = 0, said: str = "ids 4321:4322
 def test_start_checks_pass_when_the_ids_are_remapped(nodes) -> None:
     runner = FakeContainers({}, _remap_container(write_file=True))
     results = start_check.start_checks(target(nodes["notebook"], User="1000", Env=["HOME=/home/jovyan"]), runner, CheckOptions())
-    assert [r.status for r in results] == ["passed", "passed", "passed"]
+    assert [r.status for r in results] == ["passed", "passed", "passed", "passed"]
     (remap,) = runner.started
     assert remap.spec.user == "root" and list(remap.spec.mounts.values()) == ["/home/jovyan/smoke-mount"]
+    assert remap.spec.command[:2] == ["bash", "-c"]  # as users run it: the entry point starts start.sh
     assert remap.spec.environment == {"NB_UID": "4321", "NB_GID": "4322", "GRANT_SUDO": "yes"}
 
 
 def test_start_checks_fail_for_root_a_missing_file_and_a_broken_sudo(nodes) -> None:
-    runner = FakeContainers({}, _remap_container(write_file=False, said="ids 4321:4322\nsudo sudo: a password is required\n"))
-    default, owned, sudo = start_check.start_checks(target(nodes["notebook"], User="root"), runner, CheckOptions())
+    runner = FakeContainers({}, _remap_container(write_file=False, said="ids 4321:4322\nsudo sudo: a password is required\npid1 sleep\n"))
+    default, owned, sudo, init = start_check.start_checks(target(nodes["notebook"], User="root"), runner, CheckOptions())
     assert (default.status, default.got) == ("failed", "USER root")
     assert owned.status == "failed" and owned.got == "id 4321:4322 inside, no file on the host on the host"
     assert sudo.status == "failed" and sudo.got == "sudo -n id -u: sudo: a password is required"
+    assert init.status == "failed" and init.got == "PID 1 is sleep"
 
 
 def test_a_remap_container_that_fails_fails_both_checks_with_its_logs(nodes) -> None:
     runner = FakeContainers({}, _remap_container(write_file=False, code=1, said="start.sh: bad uid"))
-    _, owned, sudo = start_check.start_checks(target(nodes["notebook"], User="1000"), runner, CheckOptions())
+    _, owned, sudo, init = start_check.start_checks(target(nodes["notebook"], User="1000"), runner, CheckOptions())
     assert owned.status == "failed" and "exited with status 1" in owned.got and "bad uid" in owned.got
     assert sudo.status == "failed" and sudo.got == f"not checked: {owned.got}"
+    assert init.status == "failed" and init.got == f"not checked: {owned.got}"
