@@ -96,9 +96,6 @@ class Engine:
         except docker.errors.ImageNotFound:
             return None
 
-    def images_with_label(self, key: str, value: str) -> list[Any]:
-        return self.client.images.list(filters={"label": f"{key}={value}"})
-
     def listing(self, label: str) -> list[dict[str, Any]]:
         """Raw rows (Id, RepoTags, Labels, Size, Created) of every image carrying `label`: one API call.
 
@@ -112,9 +109,9 @@ class Engine:
         repository, tag = docker.utils.parse_repository_tag(ref)
         self.client.api.tag(image_id, repository, tag or "latest")
 
-    def images_by_label(self, key: str) -> dict[str, Any]:
-        """Every local image carrying label `key`, by the label's value."""
-        return {(i.labels or {}).get(key, ""): i for i in self.client.images.list(filters={"label": key})}
+    def untag(self, ref: str) -> None:
+        """Remove one tag; the image stays while other tags or containers use it."""
+        self.client.images.remove(ref, noprune=True)
 
     def tag(self, image: Any, ref: str) -> None:
         repository, _, tag = ref.rpartition(":")

@@ -203,7 +203,7 @@ def _present(engine: Engine, node: Node) -> bool:
     """The node's own image is here: under its local reference, or under another prefix (then tagged back)."""
     if node.kind == "pull":
         return engine.image(node.local_ref) is not None
-    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{HASH_LABEL}={node.hash}")]
+    rows = _labelled(engine, HASH_LABEL, node.hash)
     image = own_build(rows, node.name, node.hash, node.local_ref)
     if image is None:
         return False
@@ -217,13 +217,18 @@ def _listed(engine: Engine, node: Node) -> LocalImage | None:
     if node.kind == "pull":
         image = engine.image(node.local_ref)
         return None if image is None else LocalImage(image.id, tuple(image.tags), dict(image.labels or {}), image.attrs.get("Size"))
-    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{HASH_LABEL}={node.hash}")]
+    rows = _labelled(engine, HASH_LABEL, node.hash)
     return next((i for i in rows if node.local_ref in i.tags), None)
+
+
+def _labelled(engine: Engine, key: str, value: str) -> list[LocalImage]:
+    """Every local image labelled `key=value`, from one raw listing."""
+    return [LocalImage.from_listing(r) for r in engine.listing(f"{key}={value}")]
 
 
 def _latest_with_label(engine: Engine, key: str, value: str) -> LocalImage | None:
     """The newest image labelled `key=value` that some build tagged (intermediates have no tags)."""
-    rows = [LocalImage.from_listing(r) for r in engine.listing(f"{key}={value}")]
+    rows = _labelled(engine, key, value)
     return max((i for i in rows if i.tags), key=lambda i: i.created, default=None)
 
 

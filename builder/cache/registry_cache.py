@@ -234,7 +234,7 @@ class RegistryCache:
 
     def _untag(self, ref: str) -> None:
         try:
-            self.engine.client.images.remove(ref, noprune=True)
+            self.engine.untag(ref)
         except Exception:  # the tag is ours; if it cannot go, the image itself is still fine
             pass
 

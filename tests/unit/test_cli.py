@@ -23,13 +23,14 @@ images:
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
+    """Run the CLI in-process; returns (exit status, stdout, stderr). Whatever the input, never a traceback."""
     try:
         main(list(argv))
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
     return code, out, err
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from builder.app.cli import main
 from builder.errors import SpecError
 from builder.plan.plan import load_plan
 from builder.spec.load import load_spec
 from builder.spec.templating import TemplateFailure, render_text
 from builder.spec.yamlsrc import MAX_NODES, load_mapping
+
+from .test_cli import run
 
 from .helpers import make_stack
 
@@ -22,17 +23,6 @@ bases:
 images:
   lab: {base: debian, fragments: [os, tool]}
 """
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def plan_problems(path: Path) -> list[str]:
