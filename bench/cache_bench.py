@@ -229,7 +229,7 @@ def _bundle(work: Path) -> Path | None:
     ca = [p for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
     if not ca:
         return None
-    from builder.build.images import ca_bundle
+    from builder.build.site import ca_bundle
 
     bundle = work / "ca.pem"
     bundle.write_bytes(ca_bundle(tuple(Path(p) for p in ca)))
