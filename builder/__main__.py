@@ -1,4 +1,4 @@
 """stacks: declarative, layered Jupyter image stacks built from one stacks.yaml."""
-from builder.app.cli import main
+from builder.app.entry import main
 
 main()

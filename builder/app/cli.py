@@ -108,7 +108,9 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
     """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
     from builder.app.commands import run_build
 
-    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified, (cache, cache_read_only))
+    argv = (click.get_current_context().find_root().obj or {}).get("argv")  # set by main(): the receipt's name
+    code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified, (cache, cache_read_only),
+                     receipt=argv)
     sys.exit(code)
 
 
@@ -337,8 +339,9 @@ def _format_table(rows: Sequence[tuple[str, ...]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning input errors into readable messages and exit status 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="stacks", standalone_mode=False)
+        cli.main(args=args, prog_name="stacks", standalone_mode=False, obj={"argv": args})
     except SpecError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

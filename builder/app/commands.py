@@ -16,10 +16,12 @@ from pathlib import Path
 import click
 
 from builder.adapters.docker import Engine
+from builder.app import noop
 from builder.app.workspace import Workspace
 from builder.build.images import build_nodes, why_build
 from builder.build.site import SiteError
 from builder.build.progress import Progress
+from builder.cache.receipt import inputs_digest
 from builder.reports.report import write_reports
 
 FAILED_STATES = ("failed", "skipped", "cancelled")
@@ -35,8 +37,16 @@ def workspace(spec_file: Path, out: Path = Path("build")) -> Workspace:
 
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path,
               ca_certs: tuple[Path, ...], only_verified: bool = False,
-              cache: tuple[str | None, bool] = (None, False)) -> int:
-    ws = workspace(spec_file, out)
+              cache: tuple[str | None, bool] = (None, False), receipt: list[str] | None = None) -> int:
+    """The full build; with `receipt` (the command line, as `builder.app.noop` keys it) it leaves a receipt
+    for the next run of that command."""
+    said: list[str] = []
+
+    def say(line: str) -> None:
+        said.append(line)
+        _say(line)
+
+    ws = Workspace(spec_file=spec_file, out=out, say=say)
     engine = ws.engine
     description = engine.describe()
     _say(description)
@@ -47,6 +57,8 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
         options.site.check(engine.mode)
     except SiteError as exc:
         raise click.ClickException(str(exc)) from None
+    inputs = noop.receipt_inputs(plan, options.site.ca_certificates, ws.env)
+    digest, notes = inputs_digest(inputs), tuple(said)  # before building: an edit during the build is a change
     if explain:
         for line in explain_lines(engine, nodes):
             _say(line)
@@ -64,6 +76,9 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     json_path, md_path = write_reports(results, out, header)
     failed = [r for r in results if r.status in FAILED_STATES]
     _say(f"report: {json_path} and {md_path}")
+    if receipt is not None:
+        complete = not failed and not stop.is_set() and options.cache is None
+        noop.record(receipt, ws.env, plan, nodes, out, inputs, digest, notes, description, options.jobs, complete)
     if stop.is_set():
         return 130
     if failed:

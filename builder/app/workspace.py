@@ -20,6 +20,7 @@ from pathlib import Path
 from builder.adapters.credentials import (PASSWORD_ENV, USER_ENV, DockerConfigCredentials, Keychain, StaticCredentials,
                                           default_keychain)
 from builder.adapters.docker import Engine, detect
+from builder.app import environment
 from builder.build.images import BuildOptions
 from builder.cache.records import RecordStore
 from builder.cache.registry_cache import RegistryCache, open_cache
@@ -66,8 +67,8 @@ class Workspace:
 
     @property
     def cache_dir(self) -> Path:
-        """The user's cache (XDG): engine probe answers, per-hash locks."""
-        return Path(self.env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stacks"
+        """The user's cache (XDG): engine probe answers, per-hash locks, test records, build receipts."""
+        return environment.cache_dir(self.env)
 
     # --- the plan ---------------------------------------------------------------
 
@@ -104,8 +105,7 @@ class Workspace:
 
     @property
     def docker_host(self) -> str:
-        """Where the engine listens (DOCKER_HOST, as the Docker SDK reads it)."""
-        return self.env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return environment.docker_host(self.env)
 
     @cached_property
     def keychain(self) -> Keychain:

@@ -24,6 +24,7 @@ from builder.plan.hashing import explain_change
 from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import write_context
+from builder.build.results import ImageResult
 from builder.build.scheduler import BuildStatus, Outcome, Task, run_dag
 from builder.build.site import Site
 from builder.cache.identity import LocalImage, own_build
@@ -38,27 +39,6 @@ class BuildOptions:
     site: Site = field(default_factory=Site)
     lock_dir: Path = Path("build/locks")  # per-hash locks; the Workspace puts them in the user's cache
     cache: Any = None  # a builder.cache.registry_cache.RegistryCache, or None
-
-
-@dataclass
-class ImageResult:
-    name: str
-    kind: str
-    parent: str | None
-    hash: str
-    ref: str
-    status: BuildStatus = "pending"
-    seconds: float = 0.0
-    size: int | None = None
-    size_budget: int | None = None
-    reasons: list[str] = field(default_factory=list)
-    step: str | None = None
-    error: str | None = None
-    log: str | None = None
-    log_tail: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:

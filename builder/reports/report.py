@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from builder.build.images import ImageResult
+from builder.build.results import ImageResult
 from builder.plan.sizes import human_size
 
 _ICONS = {"built": "built", "cached": "cached", "failed": "**FAILED**", "skipped": "skipped", "cancelled": "cancelled"}

@@ -35,6 +35,11 @@ class Spec:
         return locate(self.source, path, self.path, key=key)
 
     @property
+    def fragment_dirs(self) -> list[Path]:
+        """Where fragments are looked up, in order: the project's folders, then the built-in library."""
+        return fragment_dirs(self.path, self.model)
+
+    @property
     def images(self) -> dict[str, ImageDef]:
         return self.model.images
 
@@ -43,6 +48,10 @@ class Spec:
         graph = _parent_graph(self.model)
         position = {name: i for i, name in enumerate(self.model.images)}
         return list(nx.lexicographical_topological_sort(graph, key=lambda n: position[n]))
+
+
+def fragment_dirs(path: Path, model: StacksFile) -> list[Path]:
+    return search_path([(path.parent / d) for d in model.settings.fragments])
 
 
 def load_spec(path: Path) -> Spec:
@@ -72,7 +81,7 @@ def load_spec_partial(path: Path) -> tuple[Spec | None, list[Problem]]:
         model, dropped = _salvage(source)
         if model is None:
             return None, problems
-    dirs = search_path([(path.parent / d) for d in model.settings.fragments])
+    dirs = fragment_dirs(path, model)
     library, fragment_problems = load_library(dirs)
     spec = Spec(path, model, source, library, _normalise_axes(model))
     broken: set[str] = set()

@@ -44,6 +44,36 @@ def test_cold_build_then_noop_then_one_fragment_edited(tiny: Path, client) -> No
     assert statuses(tiny) == {"debian": "cached", "root": "cached", "pyapp": "cached", "side": "built"}
 
 
+def test_a_build_with_nothing_to_do_is_answered_from_its_receipt_until_anything_changes(tiny: Path, client) -> None:
+    """The receipt (docs/cache.md): same command, inputs and images -> no planning, no click, the same report."""
+    def build() -> tuple[str, dict[str, str]]:
+        done = stacks("build", "side", cwd=tiny, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert done.returncode == 0, done.stderr
+        answered = "nothing changed since the build of" in done.stderr
+        assert answered == (" click\n" not in done.stderr and " builder.plan.render\n" not in done.stderr)
+        return ("receipt" if answered else "full"), statuses(tiny)
+
+    assert build()[0] == "full"
+    full = {i["name"]: (i["hash"], i["ref"], i["size"]) for i in report(tiny)["images"]}
+    assert build() == ("receipt", {"debian": "cached", "root": "cached", "side": "cached"})
+    assert {i["name"]: (i["hash"], i["ref"], i["size"]) for i in report(tiny)["images"]} == full
+
+    client.images.remove(f"{PREFIX}/side:latest")  # a tag the build keeps: the full path puts it back
+    assert build()[0] == "full" and f"{PREFIX}/side:latest" in client.images.get(full["side"][1]).tags
+    assert build()[0] == "receipt"
+
+    for tag in client.images.get(full["side"][1]).tags:  # the image itself gone
+        client.images.remove(tag)
+    assert build() == ("full", {"debian": "cached", "root": "cached", "side": "built"})
+    assert build()[0] == "receipt"
+
+    (tiny / "fragments" / "note" / "Dockerfile.j2").write_text("RUN echo {{ text }} edited > /etc/stacks-note\n")
+    assert build() == ("full", {"debian": "cached", "root": "cached", "side": "built"})
+    assert build()[0] == "receipt"
+    done = stacks("build", "side", cwd=tiny, env={"STACKS_PIP_INDEX_URL": "http://127.0.0.1:1/simple"})
+    assert "nothing changed" not in done.stderr  # another setting: planned again
+
+
 def test_failure_skips_descendants_and_independent_branches_finish(tiny: Path) -> None:
     result = stacks("build", cwd=tiny)
     assert result.returncode == 1

@@ -10,7 +10,7 @@ import pytest
 from builder.check import browser as browser_check
 from builder.check import declarative as host_checks
 from builder.reports import report as reports
-from builder.build.images import ImageResult
+from builder.build.results import ImageResult
 from builder.check.result import CheckResult
 from builder.spec.fragments import load_library
 from builder.spec.models import Check

@@ -1,0 +1,93 @@
+"""The engine's image listing straight from its socket, for the no-op check of `stacks build`.
+
+Importing the Docker SDK (and requests under it) costs more than the whole
+no-op check may take, and even `http.client` brings the email parser and
+ssl along. One HTTP/1.0 `GET` over the engine's Unix socket (or plain TCP)
+answers the only questions a build receipt asks: the daemon's version, and
+which images, with which tags and labels, are here. HTTP/1.0 makes the
+engine send the plain body and close the connection. Anything else (TLS,
+SSH, a socket that does not answer, an error status) returns None and the
+caller takes the full path through `builder.adapters.docker`.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+MAX_ANSWER = 256 * 1024 * 1024  # a listing of many thousand images is a few MB
+
+
+def _connect(docker_host: str, tls: bool, timeout: float) -> socket.socket | None:
+    url = urlsplit(docker_host)
+    try:
+        if url.scheme == "unix" and url.path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(url.path)
+            return sock
+        if url.scheme == "tcp" and url.hostname and not tls:
+            return socket.create_connection((url.hostname, url.port or 2375), timeout=timeout)
+    except OSError:
+        return None
+    return None
+
+
+class Answer:
+    """A request already sent: the engine works on it while the caller does something else."""
+
+    def __init__(self, sock: socket.socket | None):
+        self._sock = sock
+
+    def json(self) -> Any:
+        """The JSON body, or None (no connection, an error status, a broken answer)."""
+        if self._sock is None:
+            return None
+        try:
+            chunks, size = [], 0
+            while size <= MAX_ANSWER:
+                chunk = self._sock.recv(1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+            status = head.split(b"\r\n", 1)[0].split()
+            if len(status) < 2 or status[1] != b"200" or b"transfer-encoding: chunked" in head.lower():
+                return None
+            return json.loads(body)
+        except (OSError, ValueError):
+            return None
+        finally:
+            self._sock.close()
+            self._sock = None
+
+
+def ask(docker_host: str, path: str, tls: bool = False, timeout: float = 5.0) -> Answer:
+    """Send `GET path` now; read the answer later with `.json()`."""
+    sock = _connect(docker_host, tls, timeout)
+    if sock is not None:
+        try:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        except OSError:
+            sock.close()
+            sock = None
+    return Answer(sock)
+
+
+def images_of(answer: Any) -> list[dict[str, Any]] | None:
+    return answer if isinstance(answer, list) else None
+
+
+def version_of(answer: Any) -> str | None:
+    return str(answer.get("Version")) if isinstance(answer, dict) else None
+
+
+def list_images(docker_host: str, tls: bool = False) -> list[dict[str, Any]] | None:
+    """Every row (Id, RepoTags, Labels, Size, ...) of the engine's image listing."""
+    return images_of(ask(docker_host, "/images/json", tls).json())
+
+
+def daemon_version(docker_host: str, tls: bool = False) -> str | None:
+    return version_of(ask(docker_host, "/version", tls).json())
