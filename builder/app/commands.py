@@ -120,7 +120,9 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
               force: bool = False, cache: tuple[str | None, bool] = (None, False),
               allow_not_run: tuple[str, ...] = ()) -> int:
     """`stacks test`: smoke-test built images; nothing that is not built is tested; passed earlier = skipped."""
-    from builder.cache.skipping import run_tests_by_record
+    from builder.cache.skipping import RecordedVersions, run_tests_by_record
+    from builder.plan.versions import probes
+    from builder.publish.versions import read_versions
     from builder.check.gate import apply_gate
     from builder.reports.report import write_test_reports
     from builder.check.smoke import size_check, smoke_image
@@ -149,9 +151,17 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
             click.echo(f"    {r.name} ({r.fragment}): expected {r.expected}; got {r.got[-300:]}", err=True)
         return results
 
+    def versions(node):
+        """Read once here, kept in the record: `stacks push` then pulls no image that is only in the cache."""
+        if not node.push:
+            return None
+        wanted = probes(node.chain, plan[node.root].base)
+        report = read_versions(engine.containers, node.local_ref, node.name, wanted)
+        return RecordedVersions({p.name: p.command for p in wanted.values()}, report.versions, report.failures)
+
     run = run_tests_by_record(nodes, {name: image.id for name, image in local.items() if image is not None}, one,
                               lambda line: click.echo(line, err=True), jobs or max(1, os.cpu_count() or 1), ws.records,
-                              force, cache=remote, waived=frozenset(allow_not_run))
+                              force, cache=remote, waived=frozenset(allow_not_run), versions_of=versions)
     results = run.results
     paths = write_test_reports(results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "not run")}

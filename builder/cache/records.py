@@ -32,6 +32,11 @@ class TestRecord:
     date: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     checks: dict[str, int] = field(default_factory=dict)  # status -> count
     seconds: float = 0.0
+    # What the image's version commands answered when it was tested (name -> version, name -> why not):
+    # `stacks push` resolves version tags from them without pulling an image that is only in the cache.
+    versions: dict[str, str] | None = None
+    version_failures: dict[str, str] = field(default_factory=dict)
+    version_commands: dict[str, str] = field(default_factory=dict)  # name -> the command that answered
 
     __test__ = False  # not a pytest class
 

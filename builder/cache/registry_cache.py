@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable
+from typing import Any
 
 from builder.adapters.docker import Engine, PushFailed
 from builder.adapters.credentials import CredentialError, Credentials, Keychain
@@ -42,6 +43,7 @@ class CacheHit:
     ref: str  # host/path:tag
     digest: str  # manifest digest
     image_id: str  # config digest: the engine's image id once pulled
+    config: dict[str, Any] = field(default_factory=dict, compare=False)  # the image config (labels, os, created)
 
 
 def parse_location(text: str) -> tuple[str, str]:
@@ -110,7 +112,7 @@ class RegistryCache:
         if labels.get(HASH_LABEL) != node.hash or labels.get(NAME_LABEL) != node.name:
             self._warn(f"cache: {self.location}:{tag} is not a build of {node.name} at this hash (labels differ); ignored")
             return None
-        return CacheHit(f"{self.location}:{tag}", found.digest, found.config)
+        return CacheHit(f"{self.location}:{tag}", found.digest, found.config, config)
 
     def record(self, node: Node, hit: CacheHit) -> TestRecord | None:
         """The test record stored with the hit, if it is about this very image and hash."""

@@ -7,7 +7,7 @@ those passed earlier, run the first, record every outcome.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from collections.abc import Callable
 
@@ -79,7 +79,8 @@ def record_of(node: Node, key: str, image_id: str | None, results: list[Any], to
 def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str | None], run_one: Callable[[Node], list[Any]],
                         echo: Callable[[str], None], jobs: int, store: RecordStore, force: bool = False,
                         cache: Any = None,
-                        waived: frozenset[str] = frozenset()) -> TestRun:
+                        waived: frozenset[str] = frozenset(),
+                        versions_of: Callable[[Node], RecordedVersions | None] | None = None) -> TestRun:
     """Test the nodes without a passing record (all with `force`), in `jobs` threads; record each outcome.
 
     `image_ids`: the local image of each node that is here. A node that is
@@ -87,6 +88,8 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str | None], run
     a passing run is stored locally and, with its image, in the cache.
     `waived`: checks `--allow-not-run` accepted unrun; they are part of the key, so a
     pass with waivers never stands in for a run without them.
+    `versions_of`: what a passed image's version commands answer, kept in its
+    record (`stacks push` then needs no pull of an image that is only in the cache).
     """
     tool = tool_version() + (f"+allow-not-run:{','.join(sorted(waived))}" if waived else "")
     to_run, earlier = plan_tests(nodes, image_ids, store, force, tool, cache)
@@ -107,6 +110,8 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str | None], run
             return None
         results = run_one(node)
         record = record_of(node, key, image_id, results, tool)
+        if record.passed and versions_of is not None:
+            record = _with_versions(record, node, versions_of)
         store.put(record)
         if record.passed and cache is not None:
             _share(node, record, cache, store)
@@ -121,6 +126,26 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str | None], run
             run.ran.append(node)
             run.results += group
     return run
+
+
+@dataclass(frozen=True)
+class RecordedVersions:
+    """The version commands that ran (name -> command) and what they answered."""
+
+    commands: dict[str, str]
+    versions: dict[str, str]
+    failures: dict[str, str]
+
+
+def _with_versions(record: TestRecord, node: Node, versions_of: Callable[[Node], RecordedVersions | None]) -> TestRecord:
+    try:
+        read = versions_of(node)
+    except Exception:  # the versions are a convenience for publishing: a push reads them itself without them
+        return record
+    if read is None:
+        return record
+    return replace(record, versions=dict(read.versions), version_failures=dict(read.failures),
+                   version_commands=dict(read.commands))
 
 
 def _pulled(node: Node, cache: Any) -> str | None:
@@ -145,7 +170,9 @@ def _when(date: str) -> str:
 
 def passed_by_record(node: Node, image_id: str | None, store: RecordStore, cache: Any = None) -> dict[str, str]:
     """{name: hash} when a passing record (here, or in the cache) covers this node and image: the push gate's view."""
-    if image_id is None:
-        return {}
-    record = _passing(node, node_key(node), image_id, store, cache)
-    return {node.name: node.hash} if record is not None else {}
+    return {node.name: node.hash} if passing_record(node, image_id, store, cache) is not None else {}
+
+
+def passing_record(node: Node, image_id: str | None, store: RecordStore, cache: Any = None) -> TestRecord | None:
+    """The passing record (here, or in the cache) of this node's current checks and this very image."""
+    return None if image_id is None else _passing(node, node_key(node), image_id, store, cache)

@@ -137,15 +137,16 @@ class Pusher:
 
     def one(self, step: Step) -> None:
         release, tag = step.release, step.tag
-        self.engine.tag(release.image, step.ref)
+        if release.local:
+            self.engine.tag(release.image, step.ref)
         platform = _platform(release)
         remote = self._retry(lambda: self.registry.manifest(release.path, tag.name, platform), f"reading {step.ref}")
         if remote is not None and remote.config == release.image_id:
             step.status, step.digest, step.size = "unchanged", remote.digest, remote.size
             self.say(f"  unchanged {step.ref}  {remote.digest}")
             return
-        digest = self._retry(lambda: self._from_cache(release, tag.name) or self.engine.push(
-            release.repository, tag.name, self.auth, self._layer), f"pushing {step.ref}")
+        digest = self._retry(lambda: self._from_cache(release, tag.name) or self._push_here(release, step),
+                             f"pushing {step.ref}")
         remote = self._retry(lambda: self.registry.manifest(release.path, tag.name, platform), f"verifying {step.ref}")
         if remote is None or remote.digest != digest or remote.config != release.image_id:
             served = f"{remote.digest} (image {remote.config})" if remote else "no such tag"
@@ -164,6 +165,17 @@ class Pusher:
         digest = copy_manifest(self.registry, self.cache.path, hit.digest, release.path, tag)
         self.say(f"    copied from the cache {hit.ref} (blobs mounted, nothing uploaded)")
         return digest
+
+    def _push_here(self, release: Release, step: Step) -> str:
+        """Push through the engine; an image that is only in the cache (another registry) is pulled first."""
+        if not release.local:
+            hit = release.image.hit
+            if self.cache is None or not self.cache.pull(release.node, hit):
+                raise PublishFailed(f"pushing {step.ref}: {release.node.name} is only in the cache {hit.ref}, "
+                                    "and pulling it failed")
+            release.image = self.engine.image(release.node.local_ref)
+            self.engine.tag(release.image, step.ref)
+        return self.engine.push(release.repository, step.tag.name, self.auth, self._layer)
 
     def _layer(self, line: str) -> None:
         """A layer's final state from the engine (not its progress bar): long pushes show they are alive."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from builder.cache.records import RecordStore
-from builder.cache.skipping import passed_by_record
+from builder.cache.skipping import passed_by_record, passing_record
 from builder.adapters.docker import Engine
 from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
 from builder.spec.models import Registry, Settings
@@ -41,7 +41,7 @@ class Release:
     repository: str  # host/namespace/repo
     path: str  # the repository's name inside the registry (namespace/repo; library/repo on Docker Hub)
     state: ReleaseState = NOT_BUILT
-    image: Any = None  # the local docker image (None until built)
+    image: Any = None  # the local docker image, or a RegistryImage only in the cache (None until built)
     versions: VersionReport | None = None
     facts: Facts | None = None
     tags: list[Tag] = field(default_factory=list)  # push order once resolved; plan-time tags before
@@ -52,8 +52,25 @@ class Release:
     def image_id(self) -> str | None:
         return self.image.id if self.image is not None else None
 
+    @property
+    def local(self) -> bool:
+        """The image is in the engine (a RegistryImage is not, until a push must pull it)."""
+        return self.image is not None and not isinstance(self.image, RegistryImage)
+
     def refs(self) -> list[str]:
         return [f"{self.repository}:{tag.name}" for tag in self.tags]
+
+
+@dataclass(frozen=True)
+class RegistryImage:
+    """An image that is only in the registry cache, as far as publishing needs it: its id, its config's labels,
+    platform and date (`attrs` has the keys of the engine's image attributes), and the versions its test read."""
+
+    id: str
+    labels: dict[str, str]
+    attrs: dict[str, Any]
+    versions: VersionReport
+    hit: Any  # the cache's CacheHit
 
 
 def parse_registry(text: str) -> Registry:
@@ -90,12 +107,16 @@ def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Sett
             jobs: int = 4, cache: Any = None, records: RecordStore | None = None) -> list[Release]:
     """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise.
 
-    An image that is only in the registry cache is pulled: its versions are read from a container of it.
+    An image that is only in the registry cache stays there when its passing
+    test record holds what its version commands answered (a RegistryImage);
+    otherwise it is pulled and its versions are read from a container of it.
     """
     tested = tested_images(out_dir)
     releases = [_release(plan, node, settings) for node in nodes]
     for release in releases:
-        release.image = _built(engine, release.node) or _pulled(engine, release.node, cache) if engine is not None else None
+        node = release.node
+        if engine is not None:
+            release.image = _built(engine, node) or _in_cache(plan, node, cache, records) or _pulled(engine, node, cache)
         if records is not None:
             tested.update(passed_by_record(release.node, release.image_id, records, cache))
         release.state = _state(release, tested)
@@ -123,6 +144,25 @@ def _built(engine: Engine, node: Node) -> Any | None:
     return image
 
 
+def _in_cache(plan: Plan, node: Node, cache: Any, records: RecordStore | None) -> RegistryImage | None:
+    """The cache's image of `node`, if a passing record of it says what its current version commands answer."""
+    if cache is None or records is None:
+        return None
+    hit = cache.lookup(node)
+    if hit is None or not hit.config:
+        return None
+    record = passing_record(node, hit.image_id, records, cache)
+    commands = {p.name: p.command for p in probes(node.chain, plan[node.root].base).values()}
+    if record is None or record.versions is None or record.version_commands != commands:
+        return None
+    config = hit.config
+    attrs = {"Os": config.get("os", "linux"), "Architecture": config.get("architecture", "amd64"),
+             "Created": config.get("created", ""), "Size": None}  # the engine's (unpacked) size is unknown here
+    labels = dict((config.get("config") or {}).get("Labels") or {})
+    return RegistryImage(hit.image_id, labels, attrs, VersionReport(node.name, dict(record.versions),
+                                                                    dict(record.version_failures)), hit)
+
+
 def _pulled(engine: Engine, node: Node, cache: Any) -> Any | None:
     hit = cache.lookup(node) if cache is not None else None
     return _built(engine, node) if hit is not None and cache.pull(node, hit) else None
@@ -144,7 +184,10 @@ def _resolve(plan: Plan, release: Release, settings: Settings, engine: Engine | 
         release.tags = planned_tags(variant, settings, node.hash, version_names=probes(node.chain, base))
         release.pending = late_templates(settings)
         return
-    report = read_versions(engine.containers, node.local_ref, node.name, probes(node.chain, base))
+    if isinstance(release.image, RegistryImage):
+        report = release.image.versions  # read when it was tested: the image is not here
+    else:
+        report = read_versions(engine.containers, node.local_ref, node.name, probes(node.chain, base))
     release.versions = compare(report, declared(node.chain, base))
     release.problems += report.problems()
     release.facts = facts_of(release.image, report.versions, plan.spec.path.parent)

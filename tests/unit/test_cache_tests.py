@@ -145,3 +145,91 @@ def test_push_gate_reads_the_records(lab, tmp_path: Path) -> None:
     store.put(record(lab, node_key(lab)))
     assert passed_by_record(lab, "sha256:img", store) == {"lab": lab.hash}
     assert passed_by_record(lab, None, store) == {}
+
+
+# --- versions kept in the record, and publishing an image that is only in the cache ------------
+
+VERSIONED = {"tool": {"meta": {"versions": {"tool": "tool --version"}}, "body": "RUN echo tool\n"}}
+
+
+def test_a_passing_run_keeps_what_the_version_commands_answered(lab, tmp_path: Path, monkeypatch) -> None:
+    from builder.cache.skipping import RecordedVersions
+
+    monkeypatch.setattr("builder.cache.skipping.tool_version", lambda: "t")
+    store = RecordStore(tmp_path)
+    read = RecordedVersions({"tool": "tool --version"}, {"tool": "1.2"}, {})
+    run_tests_by_record([lab], {"lab": "sha256:img"}, lambda n: [Result(n.name, "passed")], lambda _: None, 1,
+                        store=store, versions_of=lambda node: read)
+    kept = store.get(node_key(lab, "t"))
+    assert kept.versions == {"tool": "1.2"} and kept.version_commands == {"tool": "tool --version"}
+
+    def broken(node):
+        raise RuntimeError("the container would not start")
+
+    run_tests_by_record([lab], {"lab": "sha256:img"}, lambda n: [Result(n.name, "passed")], lambda _: None, 1,
+                        store=store, force=True, versions_of=broken)
+    again = store.get(node_key(lab, "t"))
+    assert again.passed and again.versions is None  # the test result stands; a push reads versions itself
+
+
+class CacheOnly:
+    """A registry cache holding the image of every node (config labels and platform), pulled only on request."""
+
+    def __init__(self, node_hash: str, record: TestRecord | None):
+        from builder.cache.registry_cache import CacheHit
+
+        config = {"os": "linux", "architecture": "arm64", "created": "2026-11-30T10:00:00Z",
+                  "config": {"Labels": {"io.stacks.hash": node_hash, "org.opencontainers.image.revision": "abcdef1234"}}}
+        self.hit = CacheHit("reg/cache:lab-" + node_hash, "sha256:manifest", "sha256:img", config)
+        self.kept, self.pulls = record, []
+        self.location = "reg/cache"
+
+    def lookup(self, node):
+        return self.hit
+
+    def record(self, node, hit):
+        return self.kept
+
+    def pull(self, node, hit):
+        self.pulls.append(node.name)
+        return False
+
+
+class NoImagesHere:
+    """An engine without the image, and no container may run."""
+
+    containers = None
+
+    def image(self, ref):
+        return None
+
+
+def test_publishing_takes_versions_and_facts_of_a_cache_only_image_from_its_record(stack, tmp_path: Path) -> None:
+    from builder.publish.release import READY, RegistryImage, prepare
+
+    plan = plan_of(stack(SPEC, VERSIONED))
+    lab = plan["lab"]
+    kept = replace(record(lab, node_key(lab)), versions={"tool": "1.2"}, version_commands={"tool": "tool --version"})
+    cache = CacheOnly(lab.hash, kept)
+    [release] = prepare(plan, [lab], NoImagesHere(), plan.spec.model.settings, tmp_path / "out",  # type: ignore[arg-type]
+                        cache=cache, records=RecordStore(tmp_path / "records"))
+    assert isinstance(release.image, RegistryImage) and not release.local and cache.pulls == []
+    assert release.state == READY and release.versions.versions == {"tool": "1.2"}
+    assert release.facts.date == "2026-11-30" and release.facts.git_sha == "abcdef1"
+    assert release.image.attrs["Architecture"] == "arm64"
+
+
+@pytest.mark.parametrize("kept", [
+    lambda r: replace(r, versions=None),  # tested before versions were kept
+    lambda r: replace(r, versions={"tool": "1.2"}, version_commands={"tool": "tool -V"}),  # the command changed since
+    lambda r: None,  # never tested
+])
+def test_without_versions_read_by_the_current_commands_the_image_is_pulled(stack, tmp_path: Path, kept) -> None:
+    from builder.publish.release import prepare
+
+    plan = plan_of(stack(SPEC, VERSIONED))
+    lab = plan["lab"]
+    cache = CacheOnly(lab.hash, kept(record(lab, node_key(lab))))
+    [release] = prepare(plan, [lab], NoImagesHere(), plan.spec.model.settings, tmp_path / "out",  # type: ignore[arg-type]
+                        cache=cache, records=RecordStore(tmp_path / "records"))
+    assert cache.pulls == ["lab"] and release.image is None  # the fake pull fails: not built here

@@ -464,3 +464,49 @@ def test_a_registry_serving_something_else_after_the_push_fails_verification() -
     plan = lab_steps()
     with pytest.raises(PublishFailed, match="verifying reg:5000/ns/a:a-sha: the registry serves"):
         pusher(registry, LyingEngine(registry)).run(plan)
+
+
+def cache_only_release(name: str = "a"):
+    from builder.publish.release import RegistryImage
+
+    a = release(name, tags=(Tag("a-sha", "", False), Tag("latest", "latest", True)))
+    hit = SimpleNamespace(ref=f"other-reg/cache:{name}-h", digest="sha256:cached", image_id=f"sha256:{name}")
+    a.image = RegistryImage(f"sha256:{name}", {}, {"Size": 1000}, VersionReport(name), hit)
+    a.node.local_ref = f"stacks/{name}:0123456789ab"
+    return a
+
+
+class PullingCache:
+    """A cache on another registry than the target: the pusher must pull from it, once."""
+
+    host, path = "other-reg", "cache"
+
+    def __init__(self, engine: FakeEngine, works: bool = True):
+        self.engine, self.works, self.pulls = engine, works, []
+
+    def lookup(self, node):
+        return None  # not the target registry: no registry-side copy
+
+    def pull(self, node, hit):
+        self.pulls.append(hit.ref)
+        return self.works
+
+
+def test_an_image_only_in_another_registrys_cache_is_pulled_once_then_pushed() -> None:
+    registry = FakeRegistry()
+    engine = FakeEngine(registry)
+    engine.image = lambda ref: SimpleNamespace(id="sha256:a", attrs={"Size": 1000})  # what the pull brought
+    cache = PullingCache(engine)
+    plan = steps([cache_only_release()])
+    pusher(registry, engine, cache=cache).run(plan)
+    assert cache.pulls == ["other-reg/cache:a-h"] and engine.pushed == ["a-sha", "latest"]
+    assert [s.status for s in plan] == ["pushed", "pushed"]
+
+
+def test_an_image_only_in_the_cache_that_cannot_be_pulled_fails_the_push_cleanly() -> None:
+    registry = FakeRegistry()
+    engine = FakeEngine(registry)
+    plan = steps([cache_only_release()])
+    with pytest.raises(PublishFailed, match="only in the cache other-reg/cache:a-h, and pulling it failed"):
+        pusher(registry, engine, cache=PullingCache(engine, works=False)).run(plan)
+    assert engine.pushed == [] and engine.tagged == [] and [s.status for s in plan] == ["failed", "not attempted"]
