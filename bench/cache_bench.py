@@ -208,7 +208,7 @@ def main() -> None:
 
         leaf = args.leaf or "leftleaf"
         template = spec.parent / "fragments" / leaf / "Dockerfile.j2"
-        template.write_text(template.read_text() + f"RUN echo edited {uuid.uuid4().hex} > /etc/edited\n")
+        template.write_text(template.read_text() + f"RUN echo edited {uuid.uuid4().hex} > /tmp/edited\n")  # any USER
         env = {**base_env, **fresh_runner(client, prefix, cache, work, runners, args.prune_buildkit)}
         results["leaf_edit"] = make_stacks(spec, env, select)
         results["leaf_edit"]["edited"] = leaf
@@ -218,10 +218,9 @@ def main() -> None:
         fresh_runner(client, prefix, cache, work, runners, False)
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cache.json").write_text(json.dumps(results, indent=2) + "\n")
+        out = ROOT / "bench" / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cache.json").write_text(json.dumps(results, indent=2) + "\n")  # what was measured, even if a step failed
     print(f"stack: {results['stack']}\n\n| scenario | make stacks | built | smoke runs |\n|---|---:|---|---|")
     for key in ("cold", "local_noop", "fresh_warm", "leaf_edit"):
         r = results[key]
