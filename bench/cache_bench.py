@@ -208,7 +208,7 @@ def main() -> None:
 
         leaf = args.leaf or "leftleaf"
         template = spec.parent / "fragments" / leaf / "Dockerfile.j2"
-        template.write_text(template.read_text() + f"RUN echo edited {uuid.uuid4().hex} > /tmp/edited\n")  # any USER
+        template.write_text(template.read_text() + f"RUN echo edited {uuid.uuid4().hex}\n")  # a new step, no file left
         env = {**base_env, **fresh_runner(client, prefix, cache, work, runners, args.prune_buildkit)}
         results["leaf_edit"] = make_stacks(spec, env, select)
         results["leaf_edit"]["edited"] = leaf

@@ -19,6 +19,7 @@ from types import TracebackType
 from collections.abc import Callable
 
 from builder.errors import Location, Problem, SpecError
+from builder.files import atomic_write
 
 MANIFEST = ".stacks-output"
 
@@ -106,14 +107,9 @@ def write_file(path: Path, data: bytes | str, mode: int | None = None) -> None:
 def _write(target: Path, data: bytes, mode: int | None) -> None:
     """Write through a temporary file and rename, so a failed run never leaves half a file."""
     _make_dirs(target.parent)
-    tmp = target.with_name(f".{target.name}.tmp")
     try:
-        tmp.write_bytes(data)
-        if mode is not None:
-            tmp.chmod(mode)
-        os.replace(tmp, target)
+        atomic_write(target, data, mode)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SpecError([Problem(f"cannot write the output file: {exc.strerror}", Location(target))]) from None
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.adapters.engine_socket import ask, daemon_version, images_of, list_images, version_of
+from builder.adapters.engine_socket import ask, daemon_version, images_of, list_images
 from builder.app.environment import cache_dir, docker_host, docker_tls
 from builder.cache.receipt import Receipt, ReceiptNode, ReceiptStore, inputs_digest, invocation_key, still_true
 
@@ -50,9 +50,9 @@ def answer(argv: Sequence[str], env: Mapping[str, str], say: Callable[[str], Non
     if receipt is None:
         return None
     host, tls = docker_host(env), docker_tls(env)
-    version, listing = ask(host, "/version", tls), ask(host, "/images/json", tls)  # answered while we hash
+    ping, listing = ask(host, "/_ping", tls), ask(host, "/images/json", tls)  # answered while we hash
     unchanged = inputs_digest(Path(p) for p in receipt.inputs) == receipt.digest
-    same_engine = version_of(version.json()) == receipt.engine_version
+    same_engine = ping.header("Server") == receipt.engine_version
     rows = images_of(listing.json())
     if not unchanged or not same_engine or rows is None or not still_true(receipt, rows):
         return None

@@ -16,7 +16,7 @@ from builder.plan.sizes import human_size
 from builder.publish.push import MANIFEST, describe, manifest_document, push_releases, release_json, steps
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.spec.models import Settings
-from builder.reports.report import _atomic_write
+from builder.files import atomic_write
 
 
 def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
@@ -70,7 +70,7 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
                             overwrite_immutable, remote)
     path = manifest or out / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
+    atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
     counts = {s: sum(step.status == s for step in plan_steps) for s in ("pushed", "unchanged", "failed", "not attempted")}
     _say(", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("pushed", "unchanged")) + f" tags; manifest: {path}")
     if failure:

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from builder.files import atomic_write
+
 RECEIPT_FORMAT = 1
 SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 ENV_PREFIXES = ("STACKS_", "DOCKER_")  # what changes the plan, the engine or the selection
@@ -61,7 +63,7 @@ class Receipt:
     nodes: tuple[ReceiptNode, ...]
     notes: tuple[str, ...] = ()  # what the full build said before building (e.g. --only-verified left out)
     engine: str = ""  # the engine line the full build printed
-    engine_version: str = ""  # the daemon's version: another daemon may build differently
+    engine_version: str = ""  # the daemon's Server header ("Docker/20.10.24 (linux)"): another may build differently
     spec: str = ""
     out: str = "build"  # where the report goes
     jobs: int = 1
@@ -161,13 +163,8 @@ class ReceiptStore:
         return receipt if receipt is not None and receipt.invocation == invocation else None
 
     def save(self, receipt: Receipt) -> None:
-        import tempfile  # only a full build writes; the no-op check stays light
-
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".receipt.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(receipt.to_json())
-        os.replace(tmp, self.folder / f"{receipt.invocation}.json")
+        atomic_write(self.folder / f"{receipt.invocation}.json", receipt.to_json())
 
     def drop(self, invocation: str) -> None:
         """Forget a receipt (a build that failed or changed something must not leave an old one behind)."""

@@ -11,12 +11,12 @@ travels to the registry cache (docs/cache.md).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from builder.files import atomic_write
 
 MEDIA_TYPE = "application/vnd.stacks.test-record.v1+json"
 
@@ -77,10 +77,7 @@ class RecordStore:
 
     def put(self, record: TestRecord) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{record.key}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(record.to_json())
-        os.replace(tmp, self.folder / f"{record.key}.json")
+        atomic_write(self.folder / f"{record.key}.json", record.to_json())
 
     def mark_shared(self, key: str, location: str) -> None:
         """Remember that the cache at `location` has this record: later runs do not ask it again."""

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from builder.build.results import ImageResult
+from builder.files import atomic_write
 from builder.plan.sizes import human_size
 
 _ICONS = {"built": "built", "cached": "cached", "failed": "**FAILED**", "skipped": "skipped", "cancelled": "cancelled"}
@@ -19,8 +18,8 @@ def write_reports(results: list[ImageResult], out_dir: Path, header: dict[str, A
     document = {**header, "images": [{**r.to_json(), "tests": tests.get(r.name)} for r in results],
                 "summary": summary(results), "test_report": TEST_REPORT}
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
-    _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
-    _atomic_write(md_path, markdown(results, header) + tests_markdown(tests))
+    atomic_write(json_path, json.dumps(document, indent=2) + "\n")
+    atomic_write(md_path, markdown(results, header) + tests_markdown(tests))
     return json_path, md_path
 
 
@@ -62,14 +61,6 @@ def _size_cell(size: int | None, budget: int | None) -> str:
     return f"**{text}: over budget**" if over else text
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Readers (and a concurrent run) see the old report or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 TEST_REPORT = "test-report.json"
 
 
@@ -88,9 +79,9 @@ def write_test_reports(results: list, out_dir: Path, hashes: dict[str, str] | No
     json_path, md_path, junit_path = out_dir / TEST_REPORT, out_dir / "test-report.md", out_dir / "junit.xml"
     previous = _previous_images(json_path)
     document = {"summary": counts, "images": {**previous, **images}, "checks": [r.to_json() for r in results]}
-    _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
-    _atomic_write(md_path, smoke_markdown(results, images))
-    _atomic_write(junit_path, junit(results))
+    atomic_write(json_path, json.dumps(document, indent=2) + "\n")
+    atomic_write(md_path, smoke_markdown(results, images))
+    atomic_write(junit_path, junit(results))
     _update_build_report(out_dir)
     return json_path, md_path, junit_path
 
@@ -169,8 +160,8 @@ def _update_build_report(out_dir: Path) -> None:
     for image in document.get("images", []):
         image["tests"] = tests.get(image.get("name"))
     document["test_report"] = TEST_REPORT
-    _atomic_write(json_path, json.dumps(document, indent=2) + "\n")
-    _atomic_write(md_path, text.split("\n" + TESTS_MARKER)[0].rstrip("\n") + "\n" + tests_markdown(tests))
+    atomic_write(json_path, json.dumps(document, indent=2) + "\n")
+    atomic_write(md_path, text.split("\n" + TESTS_MARKER)[0].rstrip("\n") + "\n" + tests_markdown(tests))
 
 
 def junit(results: list) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.adapters.engine_socket import ask, images_of, version_of
+from builder.adapters.engine_socket import ask, images_of
 from builder.app import noop
 from builder.cache.receipt import Receipt, ReceiptNode, ReceiptStore, inputs_digest, invocation_key, still_true
 
@@ -155,12 +155,20 @@ def http(body: object, status: str = "200 OK", headers: str = "Content-Type: app
     return f"HTTP/1.0 {status}\r\n{headers}\r\n\r\n{json.dumps(body)}".encode()
 
 
-def test_the_engine_socket_reads_the_listing_and_the_version(tmp_path: Path) -> None:
-    engine = FakeEngine(tmp_path / "docker.sock", {"/images/json": http([row()]), "/version": http({"Version": "20.10"})})
+PING = "/_ping"
+
+
+def ping(server: str = "Docker/20.10.24 (linux)") -> bytes:
+    return f"HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nServer: {server}\r\n\r\nOK".encode()
+
+
+def test_the_engine_socket_reads_the_listing_and_the_daemon(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path / "docker.sock", {"/images/json": http([row()]), PING: ping()})
     host = f"unix://{tmp_path / 'docker.sock'}"
     try:
-        version, listing = ask(host, "/version"), ask(host, "/images/json")  # both sent before either is read
-        assert images_of(listing.json()) == [row()] and version_of(version.json()) == "20.10"
+        daemon, listing = ask(host, PING), ask(host, "/images/json")  # both sent before either is read
+        assert images_of(listing.json()) == [row()] and daemon.header("Server") == "Docker/20.10.24 (linux)"
+        assert daemon.header("server") == "Docker/20.10.24 (linux)" and daemon.header("Missing") is None
         assert all(r.startswith("GET /") and " HTTP/1.0\r\n" in r for r in engine.requests)
         assert ask(host, "/nothing").json() is None  # an error status
     finally:
@@ -179,21 +187,21 @@ def test_the_engine_socket_gives_up_on_what_it_cannot_read(tmp_path: Path) -> No
         assert ask(host, "/empty").json() is None
     finally:
         engine.close()
-    assert ask(f"unix://{tmp_path / 'nobody-listens.sock'}", "/version").json() is None
-    assert ask("ssh://user@host", "/version").json() is None  # only the Docker SDK speaks SSH
-    assert ask("tcp://127.0.0.1:2376", "/version", tls=True).json() is None  # nor TLS
-    assert images_of({"message": "x"}) is None and version_of([]) is None
+    assert ask(f"unix://{tmp_path / 'nobody-listens.sock'}", PING).header("Server") is None
+    assert ask("ssh://user@host", PING).json() is None  # only the Docker SDK speaks SSH
+    assert ask("tcp://127.0.0.1:2376", PING, tls=True).json() is None  # nor TLS
+    assert images_of({"message": "x"}) is None
 
 
 def test_a_receipt_answers_the_same_build_and_nothing_else(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     root = tree(tmp_path / "project")
-    engine = FakeEngine(tmp_path / "docker.sock", {"/images/json": http([row()]), "/version": http({"Version": "20.10"})})
+    engine = FakeEngine(tmp_path / "docker.sock", {"/images/json": http([row()]), PING: ping()})
     env = {"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
     argv = ["build", "--out", "out"]
     inputs = (str(root / "stacks.yaml"), str(root / "frag"))
     kept = Receipt(invocation_key({"argv": argv}, env), inputs, inputs_digest(Path(p) for p in inputs), (node(),),
-                   ("--only-verified: leaving out 1 unverified image: x",), "Docker engine 20.10", "20.10",
+                   ("--only-verified: leaving out 1 unverified image: x",), "Docker engine 20.10", "Docker/20.10.24 (linux)",
                    "stacks.yaml", "out", 2, 1.0)
     ReceiptStore(tmp_path / "cache" / "stacks" / "receipts").save(kept)
     said: list[str] = []
@@ -206,9 +214,9 @@ def test_a_receipt_answers_the_same_build_and_nothing_else(tmp_path: Path, monke
         assert said[-1].startswith("nothing changed since the build of ")
         assert noop.answer(["build", "--out", "out", "lab"], env, said.append) is None  # another command line
         assert noop.answer(argv, {**env, "STACKS_PIP_INDEX_URL": "http://m"}, said.append) is None  # another setting
-        engine.answers["/version"] = http({"Version": "28.0"})
+        engine.answers[PING] = ping("Docker/28.0.1 (linux)")
         assert noop.answer(argv, env, said.append) is None  # another daemon
-        engine.answers["/version"] = http({"Version": "20.10"})
+        engine.answers[PING] = ping()
         (root / "frag" / "Dockerfile.j2").write_text("RUN edited\n")
         assert noop.answer(argv, env, said.append) is None  # an input changed
     finally:
