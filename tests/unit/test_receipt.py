@@ -233,3 +233,13 @@ def test_the_no_op_path_loads_no_heavy_library() -> None:
             "('click', 'docker', 'requests', 'pydantic', 'jinja2', 'networkx', 'yaml', 'http'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == []
+
+
+def test_a_receipt_that_cannot_be_used_falls_back_to_the_full_build(monkeypatch) -> None:
+    from builder.app import entry
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(noop, "answer", lambda argv, env, say: 1 / 0)
+    monkeypatch.setattr("builder.app.cli.main", lambda args: ran.append(args))
+    entry.main(["build", "--only-verified"])
+    assert ran == [["build", "--only-verified"]]
