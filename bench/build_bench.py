@@ -61,6 +61,18 @@ def plain_builds(plan, nodes, cli: str, workdir: Path, bundle: Path | None) -> f
     return total
 
 
+def ca_bundle_file(work: Path) -> Path | None:
+    """STACKS_CA_CERTS as one PEM file in `work`, the secret the plain builds get (None when unset)."""
+    from builder.build.site import ca_bundle
+
+    ca = [p for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
+    if not ca:
+        return None
+    bundle = work / "ca.pem"
+    bundle.write_bytes(ca_bundle(tuple(Path(p) for p in ca)))
+    return bundle
+
+
 def clear(nodes, client) -> None:
     """Remove every image of the built nodes (all tags) and the BuildKit cache; bases stay."""
     for node in nodes:
@@ -91,13 +103,7 @@ def main() -> None:
     spec = repo / args.spec.name
     plan = load_plan(spec)
     nodes = plan.select(args.images) if args.images else list(plan)
-    ca = [p for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
-    bundle = None
-    if ca:
-        from builder.build.site import ca_bundle
-
-        bundle = work / "ca.pem"
-        bundle.write_bytes(ca_bundle(tuple(Path(p) for p in ca)))
+    bundle = ca_bundle_file(work)
 
     stacks_build(spec, [n.name for n in nodes if n.kind != "image"] or ["--help"], work / "out-bases") if any(
         n.kind != "image" for n in nodes) else None

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import docker  # noqa: E402
 import yaml  # noqa: E402
 
-from build_bench import plain_builds  # noqa: E402
+from build_bench import ca_bundle_file, plain_builds  # noqa: E402
 from builder.adapters.docker import detect  # noqa: E402
 from builder.plan.plan import load_plan  # noqa: E402
 
@@ -194,7 +194,7 @@ def main() -> None:
         noops = [round(stacks(spec, env_noop, "build", "--out", "build", *select)[0], 3) for _ in range(5)]
         plan = load_plan(spec, engine.mode)  # type: ignore[arg-type]
         nodes = plan.select([], args.only_verified)
-        bundle = _bundle(work)
+        bundle = ca_bundle_file(work)
         plain_builds(plan, nodes, engine.cli, work / "plain", bundle)  # warm
         plains = [round(plain_builds(plan, nodes, engine.cli, work / "plain", bundle), 3) for _ in range(3)]
         noop, plain = statistics.median(noops), statistics.median(plains)
@@ -229,17 +229,6 @@ def main() -> None:
     print(f"leaf edit ({results['leaf_edit']['edited']}): images here afterwards {results['leaf_edit']['local_after']}")
     print(f"no-op stacks build {results['noop_build_s']} s {results['noop_build_runs_s']} vs cached plain docker build "
           f"loop {results['plain_cached_s']} s {results['plain_cached_runs_s']}: ratio {results['noop_ratio']}")
-
-
-def _bundle(work: Path) -> Path | None:
-    ca = [p for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
-    if not ca:
-        return None
-    from builder.build.site import ca_bundle
-
-    bundle = work / "ca.pem"
-    bundle.write_bytes(ca_bundle(tuple(Path(p) for p in ca)))
-    return bundle
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
               allow_not_run: tuple[str, ...] = ()) -> int:
     """`stacks test`: smoke-test built images; nothing that is not built is tested; passed earlier = skipped."""
     from builder.cache.skipping import RecordedVersions, run_tests_by_record
-    from builder.plan.versions import probes
+    from builder.plan.versions import commands, probes
     from builder.publish.versions import read_versions
     from builder.check.gate import apply_gate
     from builder.reports.report import write_test_reports
@@ -157,7 +157,7 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
             return None
         wanted = probes(node.chain, plan[node.root].base)
         report = read_versions(engine.containers, node.local_ref, node.name, wanted)
-        return RecordedVersions({p.name: p.command for p in wanted.values()}, report.versions, report.failures)
+        return RecordedVersions(commands(wanted), report.versions, report.failures)
 
     run = run_tests_by_record(nodes, {name: image.id for name, image in local.items() if image is not None}, one,
                               lambda line: click.echo(line, err=True), jobs or max(1, os.cpu_count() or 1), ws.records,

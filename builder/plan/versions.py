@@ -53,6 +53,11 @@ class VersionReport:
         return failed + [f"{self.image}: {m}" for m in self.mismatches]
 
 
+def commands(wanted: dict[str, Probe]) -> dict[str, str]:
+    """name -> command: what a test record keeps, and what a push compares, to know the versions are current."""
+    return {probe.name: probe.command for probe in wanted.values()}
+
+
 def probes(chain: Iterable["Applied"], base: "BaseImage | None") -> dict[str, Probe]:
     """Every version command of an image: its base's, then its fragments' (params filled in); later ones win."""
     found: dict[str, Probe] = {}

@@ -23,7 +23,7 @@ from builder.spec.models import Registry, Settings
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.reports.report import TEST_REPORT, tested_images
 from builder.plan.tags import Facts, Tag, check_repository, late_templates, planned_tags, push_order, repository
-from builder.plan.versions import VersionReport, compare, declared, probes
+from builder.plan.versions import VersionReport, commands, compare, declared, probes
 from builder.publish.versions import read_versions
 
 ReleaseState = Literal["ready", "not built", "untested", "tested at another hash"]
@@ -152,8 +152,8 @@ def _in_cache(plan: Plan, node: Node, cache: Any, records: RecordStore | None) -
     if hit is None or not hit.config:
         return None
     record = passing_record(node, hit.image_id, records, cache)
-    commands = {p.name: p.command for p in probes(node.chain, plan[node.root].base).values()}
-    if record is None or record.versions is None or record.version_commands != commands:
+    current = commands(probes(node.chain, plan[node.root].base))
+    if record is None or record.versions is None or record.version_commands != current:
         return None
     config = hit.config
     attrs = {"Os": config.get("os", "linux"), "Architecture": config.get("architecture", "amd64"),
