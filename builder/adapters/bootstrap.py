@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from builder.adapters.docker import BuildFailed, LineSink
+from builder.adapters.engine import BuildFailed, LineSink
 from builder.spec.models import Bootstrap
 
 

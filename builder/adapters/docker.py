@@ -16,10 +16,11 @@ import signal
 import subprocess
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 
 import docker
 import docker.errors
@@ -27,48 +28,31 @@ import docker.utils
 import requests
 
 from builder.adapters.containers import DockerContainers
+from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, EngineError, ImageInfo, LineSink, PushFailed
 from builder.errors import Problem, SpecError
 from builder.plan.render import Mode
 
-LineSink = Callable[[str], None]
 _STEP = re.compile(r"^#\d+ \[([^\]]+)\] (.*)$")
 _CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
 
 
-class BuildFailed(Exception):
-    """A build that ran and failed: carries the failing step."""
-
-    def __init__(self, message: str, step: str | None):
-        super().__init__(message)
-        self.step = step
-
-
-class Cancelled(Exception):
-    """The run was interrupted while this build ran."""
-
-
-class PushFailed(Exception):
-    """The engine could not push a tag; the message is the engine's (it never contains credentials)."""
-
-
-#: Any failure the docker SDK reports; callers above the adapters catch it under this name.
-EngineError = docker.errors.DockerException
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    context: Path
-    tag: str
-    labels: dict[str, str]
-    build_args: dict[str, str]
-    secrets: dict[str, Path] = field(default_factory=dict)
-    cache_from: tuple[str, ...] = ()  # registry images whose inline layer cache BuildKit may import
-    inline_cache: bool = False  # write layer cache metadata into the image (BUILDKIT_INLINE_CACHE=1)
+@contextmanager
+def _translated() -> Iterator[None]:
+    """SDK and socket failures leave the adapter as the project's `EngineError`."""
+    try:
+        yield
+    except docker.errors.DockerException as exc:
+        raise EngineError(str(getattr(exc, "explanation", None) or exc)) from None
+    except requests.RequestException as exc:
+        raise EngineError(f"lost the connection to the Docker engine: {exc}") from None
 
 
 @dataclass
-class Engine:
-    """A connected Docker engine plus the way images are built on it."""
+class DockerEngine:
+    """The Docker engine (the `Engine` protocol): the SDK for images, a BuildKit CLI or the classic builder for builds.
+
+    Every SDK failure leaves as an `EngineError` (`_translated`), every image as an `ImageInfo`.
+    """
 
     client: docker.DockerClient
     mode: Mode
@@ -90,36 +74,37 @@ class Engine:
 
     # --- images -----------------------------------------------------------
 
-    def image(self, ref: str) -> Any | None:
-        try:
-            return self.client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            return None
+    def image(self, ref: str) -> ImageInfo | None:
+        with _translated():
+            try:
+                return ImageInfo.from_inspect(self.client.api.inspect_image(ref))
+            except docker.errors.ImageNotFound:
+                return None
 
-    def listing(self, label: str) -> list[dict[str, Any]]:
-        """Raw rows (Id, RepoTags, Labels, Size, Created) of every image carrying `label`: one API call.
+    def listing(self, label: str) -> list[ImageInfo]:
+        """Every image carrying `label`, from one raw listing (Id, RepoTags, Labels, Size, Created).
 
         The SDK's `images.list()` inspects each image after listing; a no-op
         build of a whole matrix needs only what the listing already says.
         """
-        return list(self.client.api.images(filters={"label": label}))
+        with _translated():
+            return [ImageInfo.from_listing(row) for row in self.client.api.images(filters={"label": label})]
 
-    def tag_id(self, image_id: str, ref: str) -> None:
-        """Tag an image known by id (from `listing`) without inspecting it first."""
+    def tag(self, image: str, ref: str) -> None:
+        """Tag an image known by id or reference without inspecting it first."""
         repository, tag = docker.utils.parse_repository_tag(ref)
-        self.client.api.tag(image_id, repository, tag or "latest")
+        with _translated():
+            self.client.api.tag(image, repository, tag or "latest")
 
     def untag(self, ref: str) -> None:
-        """Remove one tag; the image stays while other tags or containers use it."""
-        self.client.images.remove(ref, noprune=True)
+        with _translated():
+            self.client.api.remove_image(ref, noprune=True)
 
-    def tag(self, image: Any, ref: str) -> None:
-        repository, _, tag = ref.rpartition(":")
-        image.tag(repository, tag)
-
-    def pull(self, ref: str, auth: dict[str, str] | None = None) -> Any:
+    def pull(self, ref: str, auth: dict[str, str] | None = None) -> ImageInfo:
         repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
-        return self.client.images.pull(repository, tag=tag or "latest", auth_config=auth)
+        with _translated():
+            self.client.api.pull(repository, tag=tag or "latest", auth_config=auth)
+            return ImageInfo.from_inspect(self.client.api.inspect_image(ref if tag else f"{repository}:latest"))
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
         """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
@@ -139,11 +124,12 @@ class Engine:
             raise PushFailed("the engine reported no digest for the pushed tag")
         return digest
 
-    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> Any:
+    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> ImageInfo:
         repository, _, tag = ref.rpartition(":")
         changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())] + ['CMD ["bash"]']
-        self.client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
-        return self.client.images.get(ref)
+        with _translated():
+            self.client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+            return ImageInfo.from_inspect(self.client.api.inspect_image(ref))
 
     # --- builds -----------------------------------------------------------
 
@@ -243,24 +229,24 @@ DEFAULT_CLIS = ("/usr/bin/docker", "/usr/local/bin/docker")
 
 
 def detect(client: docker.DockerClient | None = None, forced: str = "", clis: Iterable[str | None] = (),
-           probe_cache: Path | None = None) -> Engine:
+           probe_cache: Path | None = None) -> DockerEngine:
     """Connect and choose the build path. `forced` ("classic" or "buildkit", from STACKS_BUILDER) skips the
     choice; `clis` are tried first, then `docker` on PATH and the usual places; probe answers are kept in
     `probe_cache` (per CLI binary and daemon version)."""
     client = client or connect()
     forced = forced.lower()
     if forced == "classic":
-        return Engine(client, "classic", None, "STACKS_BUILDER=classic")
+        return DockerEngine(client, "classic", None, "STACKS_BUILDER=classic")
     failures = []
     daemon = client.version().get("Version", "?")
     for cli in _candidate_clis((*clis, shutil.which("docker"), *DEFAULT_CLIS)):
         ok, why = _cached_probe(cli, daemon, probe_cache)
         if ok:
-            return Engine(client, "buildkit", cli, "probe build succeeded")
+            return DockerEngine(client, "buildkit", cli, "probe build succeeded")
         failures.append(f"{cli}: {why}")
     if forced == "buildkit":
         raise SpecError([Problem("STACKS_BUILDER=buildkit, but no docker CLI could build with BuildKit: " + "; ".join(failures))])
-    return Engine(client, "classic", None, "no docker CLI could build with BuildKit" + (f" ({'; '.join(failures)})" if failures else ""))
+    return DockerEngine(client, "classic", None, "no docker CLI could build with BuildKit" + (f" ({'; '.join(failures)})" if failures else ""))
 
 
 def _candidate_clis(names: Iterable[str | None]) -> list[str]:

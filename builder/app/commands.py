@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from builder.adapters.docker import Engine
+from builder.adapters.engine import Engine
 from builder.app import noop
 from builder.app.workspace import Workspace
 from builder.build.images import build_nodes, why_build

@@ -108,10 +108,11 @@ def receipt_inputs(plan: Plan, ca_certificates: Sequence[Path], env: Mapping[str
 
 
 def _receipt_nodes(plan: Plan, nodes: list[Node], rows: list[dict[str, Any]]) -> list[ReceiptNode] | None:
-    from builder.cache.identity import LocalImage, own_build
+    from builder.adapters.engine import ImageInfo
+    from builder.cache.identity import own_build
     from builder.plan.plan import HASH_LABEL
 
-    listing = [LocalImage.from_listing(r) for r in rows]
+    listing = [ImageInfo.from_listing(r) for r in rows]
     prefix = plan.spec.model.settings.local_prefix
     found = []
     for node in nodes:

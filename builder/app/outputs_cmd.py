@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from builder.adapters.docker import Engine, connect
+from builder.adapters.docker import DockerEngine, connect
 from builder.app.workspace import Workspace
 from builder.build.site import SiteError, ca_bundle
 from builder.errors import SpecError, raise_if_any
@@ -91,7 +91,7 @@ def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, plat
 def _engine_check(say: Say) -> Callable[[str], bool] | None:
     """`built(ref)` against the local engine, or None (with a warning) when none answers."""
     try:
-        engine = Engine(connect(), "classic", None, "inspect only")
+        engine = DockerEngine(connect(), "classic", None, "inspect only")
     except SpecError as exc:
         say(f"warning: {exc.problems[0].message}; not checking that the images are built")
         return None

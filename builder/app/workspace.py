@@ -19,7 +19,8 @@ from pathlib import Path
 
 from builder.adapters.credentials import (PASSWORD_ENV, USER_ENV, DockerConfigCredentials, Keychain, StaticCredentials,
                                           default_keychain)
-from builder.adapters.docker import Engine, detect
+from builder.adapters.docker import detect
+from builder.adapters.engine import Engine
 from builder.app import environment
 from builder.build.images import BuildOptions
 from builder.cache.records import RecordStore

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from builder.adapters.bootstrap import bootstrap_tarball
-from builder.adapters.docker import BuildFailed, BuildRequest, Cancelled, Engine
+from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, Engine, ImageInfo
 from builder.plan.hashing import explain_change
 from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
@@ -27,7 +27,7 @@ from builder.plan.render import write_context
 from builder.build.results import ImageResult
 from builder.build.scheduler import BuildStatus, Outcome, Task, run_dag
 from builder.build.site import Site
-from builder.cache.identity import LocalImage, own_build
+from builder.cache.identity import own_build
 
 LOG_TAIL = 30
 
@@ -66,7 +66,7 @@ def build_nodes(
     secrets, build_args = options.site.build_environment(options.out_dir)
     by_name = {n.name: n for n in nodes}
 
-    listing = [LocalImage.from_listing(row) for row in engine.listing(HASH_LABEL)]  # one call serves every unchanged image
+    listing = engine.listing(HASH_LABEL)  # one call serves every unchanged image
     prefix = plan.spec.model.settings.local_prefix
     cache = options.cache
 
@@ -102,7 +102,7 @@ def build_nodes(
                     and cache.lookup(node) is None:
                 cache.push_image(node)  # built here earlier, before the cache was used: fill it
             if image is not None and node.kind != "pull" and latest not in image.tags:
-                engine.tag_id(image.id, latest)
+                engine.tag(image.id, latest)
             result.size = image.size if image is not None else None
         except Cancelled:
             status, result.error = "cancelled", "run interrupted"
@@ -188,25 +188,25 @@ def _present(engine: Engine, node: Node) -> bool:
     if image is None:
         return False
     if node.local_ref not in image.tags:
-        engine.tag_id(image.id, node.local_ref)  # the same build under another prefix: give it this run's tag
+        engine.tag(image.id, node.local_ref)  # the same build under another prefix: give it this run's tag
     return True
 
 
-def _listed(engine: Engine, node: Node) -> LocalImage | None:
+def _listed(engine: Engine, node: Node) -> ImageInfo | None:
     """The node's image as the listing shows it (tags, size), after it was found, tagged, pulled or built."""
     if node.kind == "pull":
         image = engine.image(node.local_ref)
-        return None if image is None else LocalImage(image.id, tuple(image.tags), dict(image.labels or {}), image.attrs.get("Size"))
+        return image
     rows = _labelled(engine, HASH_LABEL, node.hash)
     return next((i for i in rows if node.local_ref in i.tags), None)
 
 
-def _labelled(engine: Engine, key: str, value: str) -> list[LocalImage]:
+def _labelled(engine: Engine, key: str, value: str) -> list[ImageInfo]:
     """Every local image labelled `key=value`, from one raw listing."""
-    return [LocalImage.from_listing(r) for r in engine.listing(f"{key}={value}")]
+    return engine.listing(f"{key}={value}")
 
 
-def _latest_with_label(engine: Engine, key: str, value: str) -> LocalImage | None:
+def _latest_with_label(engine: Engine, key: str, value: str) -> ImageInfo | None:
     """The newest image labelled `key=value` that some build tagged (intermediates have no tags)."""
     rows = _labelled(engine, key, value)
     return max((i for i in rows if i.tags), key=lambda i: i.created, default=None)

@@ -11,28 +11,10 @@ label H *and* one of those tags. Untagged intermediates and foreign children
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 from collections.abc import Iterable
 
+from builder.adapters.engine import ImageInfo
 from builder.plan.plan import HASH_LABEL
-
-
-@dataclass(frozen=True)
-class LocalImage:
-    """One row of the engine's image listing: what a decision needs, without inspecting the image."""
-
-    id: str
-    tags: tuple[str, ...]
-    labels: dict[str, str]
-    size: int | None = None
-    created: int = 0
-
-    @classmethod
-    def from_listing(cls, row: dict[str, Any]) -> LocalImage:
-        """From one entry of the engine's raw `GET /images/json` answer."""
-        tags = tuple(t for t in (row.get("RepoTags") or ()) if t and t != "<none>:<none>")
-        return cls(str(row.get("Id", "")), tags, dict(row.get("Labels") or {}), row.get("Size"), int(row.get("Created") or 0))
 
 
 def own_tag(tag: str, name: str, content_hash: str) -> bool:
@@ -43,7 +25,7 @@ def own_tag(tag: str, name: str, content_hash: str) -> bool:
     return repository.rpartition("/")[2] == name and "/" in repository
 
 
-def is_own_build(image: LocalImage, name: str, content_hash: str, cache_refs: Iterable[str] = ()) -> bool:
+def is_own_build(image: ImageInfo, name: str, content_hash: str, cache_refs: Iterable[str] = ()) -> bool:
     """The image is node `name`'s own build of `content_hash` (see the module docstring)."""
     if image.labels.get(HASH_LABEL) != content_hash:
         return False
@@ -51,8 +33,8 @@ def is_own_build(image: LocalImage, name: str, content_hash: str, cache_refs: It
     return any(own_tag(t, name, content_hash) or t in cached for t in image.tags)
 
 
-def own_build(images: Iterable[LocalImage], name: str, content_hash: str, local_ref: str,
-              cache_refs: Iterable[str] = ()) -> LocalImage | None:
+def own_build(images: Iterable[ImageInfo], name: str, content_hash: str, local_ref: str,
+              cache_refs: Iterable[str] = ()) -> ImageInfo | None:
     """The node's own image among `images`: the one under `local_ref` first, else one under another prefix."""
     refs = tuple(cache_refs)
     mine = [i for i in images if is_own_build(i, name, content_hash, refs)]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
-from builder.adapters.docker import Engine, PushFailed
+from builder.adapters.engine import Engine, PushFailed
 from builder.adapters.credentials import CredentialError, Credentials, Keychain
 from builder.adapters.registry import Registry, RegistryError, classify
 from builder.cache.records import MEDIA_TYPE, TestRecord
@@ -140,8 +140,8 @@ class RegistryCache:
             if image is None or image.id != hit.image_id:
                 self._warn(f"cache: the pulled {hit.ref} is not the image the cache announced; building {node.name}")
                 return False
-            self.engine.tag(image, hit.ref)
-            self.engine.tag(image, node.local_ref)
+            self.engine.tag(image.id, hit.ref)
+            self.engine.tag(image.id, node.local_ref)
             return True
         except Exception as exc:  # engine or registry errors: a local build follows
             self._warn(f"cache: pulling {node.name} failed ({_short(exc)}); building it here")
@@ -158,7 +158,7 @@ class RegistryCache:
             return None
         tag = cache_tag(node.name, node.hash)
         ref = f"{self.location}:{tag}"
-        self.engine.tag(image, ref)
+        self.engine.tag(image.id, ref)
         try:
             digest = self.engine.push(self.location, tag, self._auth())
         except PushFailed as exc:

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 
 from builder.adapters.containers import ContainerRunner
-from builder.adapters.docker import Engine
+from builder.adapters.engine import Engine
 from builder.check.idle import ImageChecks, checks_for, render_check
 from builder.check.options import CheckOptions
 from builder.check.result import CheckResult
@@ -61,7 +61,7 @@ def size_check(engine: Engine, node: Node) -> CheckResult | None:
     from builder.plan.sizes import human_size
 
     image = engine.image(node.local_ref)
-    size = image.attrs.get("Size", 0) if image is not None else 0
+    size = (image.size or 0) if image is not None else 0
     result = CheckResult(node.name, "image size within budget", "stacks.yaml", "size",
                          expected=f"at most {human_size(node.size_budget)}", got=human_size(size))
     result.status = "passed" if image is not None and size <= node.size_budget else "failed"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from collections.abc import Callable
 
 from builder.adapters.credentials import CredentialError, Keychain, hint
-from builder.adapters.docker import Engine, EngineError, PushFailed
+from builder.adapters.engine import Engine, EngineError, PushFailed
 from builder.plan.labels import rfc3339
 from builder.adapters.registry import Registry, RegistryError, classify
 from builder.publish.release import Release
@@ -138,7 +138,7 @@ class Pusher:
     def one(self, step: Step) -> None:
         release, tag = step.release, step.tag
         if release.local:
-            self.engine.tag(release.image, step.ref)
+            self.engine.tag(release.node.local_ref, step.ref)
         platform = _platform(release)
         remote = self._retry(lambda: self.registry.manifest(release.path, tag.name, platform), f"reading {step.ref}")
         if remote is not None and remote.config == release.image_id:
@@ -168,13 +168,13 @@ class Pusher:
 
     def _push_here(self, release: Release, step: Step) -> str:
         """Push through the engine; an image that is only in the cache (another registry) is pulled first."""
-        if not release.local:
-            hit = release.image.hit
+        if release.remote is not None:
+            hit = release.remote.hit
             if self.cache is None or not self.cache.pull(release.node, hit):
                 raise PublishFailed(f"pushing {step.ref}: {release.node.name} is only in the cache {hit.ref}, "
                                     "and pulling it failed")
-            release.image = self.engine.image(release.node.local_ref)
-            self.engine.tag(release.image, step.ref)
+            release.image, release.remote = self.engine.image(release.node.local_ref), None
+            self.engine.tag(release.node.local_ref, step.ref)
         return self.engine.push(release.repository, step.tag.name, self.auth, self._layer)
 
     def _layer(self, line: str) -> None:
@@ -187,8 +187,8 @@ class Pusher:
 
 
 def _platform(release: Release) -> tuple[str, str]:
-    attrs = release.image.attrs if release.image is not None else {}
-    return attrs.get("Os", "linux"), attrs.get("Architecture", "amd64")
+    image = release.image
+    return (image.os or "linux", image.architecture or "amd64") if image is not None else ("linux", "amd64")
 
 
 def manifest_document(releases: list[Release], plan_steps: list[Step], registry: str, complete: bool) -> dict[str, Any]:
@@ -202,7 +202,7 @@ def manifest_document(releases: list[Release], plan_steps: list[Step], registry:
         images.append({
             "image": release.node.name, "repository": release.repository,
             "tags": [s.tag.name for s in mine], "digest": digest, "size": size,
-            "image_size": release.image.attrs.get("Size") if release.image is not None else None,
+            "image_size": release.image.size if release.image is not None else None,
             "image_id": release.image_id, "hash": release.node.hash,
             "versions": release.versions.versions if release.versions else {},
             "status": _image_status(list(states.values())), "tag_status": states,

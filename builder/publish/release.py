@@ -13,11 +13,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from builder.cache.records import RecordStore
 from builder.cache.skipping import passed_by_record, passing_record
-from builder.adapters.docker import Engine
+from builder.adapters.engine import Engine, ImageInfo
+from builder.cache.registry_cache import CacheHit, RegistryCache
 from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
 from builder.spec.models import Registry, Settings
 from builder.plan.plan import HASH_LABEL, Node, Plan
@@ -41,12 +42,13 @@ class Release:
     repository: str  # host/namespace/repo
     path: str  # the repository's name inside the registry (namespace/repo; library/repo on Docker Hub)
     state: ReleaseState = NOT_BUILT
-    image: Any = None  # the local docker image, or a RegistryImage only in the cache (None until built)
+    image: ImageInfo | None = None  # the built image: in the engine, or only in the cache (`remote`); None until built
     versions: VersionReport | None = None
     facts: Facts | None = None
     tags: list[Tag] = field(default_factory=list)  # push order once resolved; plan-time tags before
     pending: list[str] = field(default_factory=list)  # templates not resolvable yet (image not built)
     problems: list[str] = field(default_factory=list)
+    remote: RegistryImage | None = None  # set while the image is only in the registry cache
 
     @property
     def image_id(self) -> str | None:
@@ -54,8 +56,8 @@ class Release:
 
     @property
     def local(self) -> bool:
-        """The image is in the engine (a RegistryImage is not, until a push must pull it)."""
-        return self.image is not None and not isinstance(self.image, RegistryImage)
+        """The image is in the engine (one only in the cache is not, until a push must pull it)."""
+        return self.image is not None and self.remote is None
 
     def refs(self) -> list[str]:
         return [f"{self.repository}:{tag.name}" for tag in self.tags]
@@ -63,14 +65,12 @@ class Release:
 
 @dataclass(frozen=True)
 class RegistryImage:
-    """An image that is only in the registry cache, as far as publishing needs it: its id, its config's labels,
-    platform and date (`attrs` has the keys of the engine's image attributes), and the versions its test read."""
+    """An image that is only in the registry cache, as far as publishing needs it: the image (from its config)
+    the versions its test read, and where the cache holds it."""
 
-    id: str
-    labels: dict[str, str]
-    attrs: dict[str, Any]
+    image: ImageInfo
     versions: VersionReport
-    hit: Any  # the cache's CacheHit
+    hit: CacheHit
 
 
 def parse_registry(text: str) -> Registry:
@@ -104,7 +104,7 @@ def publishable(plan: Plan, nodes: list[Node], images: list[str]) -> list[Node]:
 
 
 def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Settings, out_dir: Path,
-            jobs: int = 4, cache: Any = None, records: RecordStore | None = None) -> list[Release]:
+            jobs: int = 4, cache: RegistryCache | None = None, records: RecordStore | None = None) -> list[Release]:
     """A Release per node: state, versions and resolved tags for built images (engine given), templates otherwise.
 
     An image that is only in the registry cache stays there when its passing
@@ -116,7 +116,10 @@ def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Sett
     for release in releases:
         node = release.node
         if engine is not None:
-            release.image = _built(engine, node) or _in_cache(plan, node, cache, records) or _pulled(engine, node, cache)
+            release.image = _built(engine, node)
+            if release.image is None:
+                release.remote = _in_cache(plan, node, cache, records)
+                release.image = release.remote.image if release.remote else _pulled(engine, node, cache)
         if records is not None:
             tested.update(passed_by_record(release.node, release.image_id, records, cache))
         release.state = _state(release, tested)
@@ -137,14 +140,14 @@ def _release(plan: Plan, node: Node, settings: Settings) -> Release:
     return release
 
 
-def _built(engine: Engine, node: Node) -> Any | None:
+def _built(engine: Engine, node: Node) -> ImageInfo | None:
     image = engine.image(node.local_ref)
-    if image is None or (image.labels or {}).get(HASH_LABEL) != node.hash:
+    if image is None or image.labels.get(HASH_LABEL) != node.hash:
         return None
     return image
 
 
-def _in_cache(plan: Plan, node: Node, cache: Any, records: RecordStore | None) -> RegistryImage | None:
+def _in_cache(plan: Plan, node: Node, cache: RegistryCache | None, records: RecordStore | None) -> RegistryImage | None:
     """The cache's image of `node`, if a passing record of it says what its current version commands answer."""
     if cache is None or records is None:
         return None
@@ -155,16 +158,14 @@ def _in_cache(plan: Plan, node: Node, cache: Any, records: RecordStore | None) -
     current = commands(probes(node.chain, plan[node.root].base))
     if record is None or record.versions is None or record.version_commands != current:
         return None
-    config = hit.config
-    attrs = {"Os": config.get("os", "linux"), "Architecture": config.get("architecture", "amd64"),
-             "Created": config.get("created", ""), "Size": None}  # the engine's (unpacked) size is unknown here
-    labels = dict((config.get("config") or {}).get("Labels") or {})
-    return RegistryImage(hit.image_id, labels, attrs, VersionReport(node.name, dict(record.versions),
-                                                                    dict(record.version_failures)), hit)
+    return RegistryImage(ImageInfo.from_config(hit.image_id, hit.config),
+                         VersionReport(node.name, dict(record.versions), dict(record.version_failures)), hit)
 
 
-def _pulled(engine: Engine, node: Node, cache: Any) -> Any | None:
-    hit = cache.lookup(node) if cache is not None else None
+def _pulled(engine: Engine, node: Node, cache: RegistryCache | None) -> ImageInfo | None:
+    if cache is None:
+        return None
+    hit = cache.lookup(node)
     return _built(engine, node) if hit is not None and cache.pull(node, hit) else None
 
 
@@ -184,8 +185,8 @@ def _resolve(plan: Plan, release: Release, settings: Settings, engine: Engine | 
         release.tags = planned_tags(variant, settings, node.hash, version_names=probes(node.chain, base))
         release.pending = late_templates(settings)
         return
-    if isinstance(release.image, RegistryImage):
-        report = release.image.versions  # read when it was tested: the image is not here
+    if release.remote is not None:
+        report = release.remote.versions  # read when it was tested: the image is not here
     else:
         report = read_versions(engine.containers, node.local_ref, node.name, probes(node.chain, base))
     release.versions = compare(report, declared(node.chain, base))
@@ -197,10 +198,10 @@ def _resolve(plan: Plan, release: Release, settings: Settings, engine: Engine | 
         release.problems.append(f"{node.name}: {exc}")
 
 
-def facts_of(image: Any, versions: dict[str, str], folder: Path) -> Facts:
+def facts_of(image: ImageInfo, versions: dict[str, str], folder: Path) -> Facts:
     """Build date and commit from the image's own labels (stable across re-runs), else the engine and git."""
-    labels = image.labels or {}
-    created = labels.get(CREATED_LABEL) or image.attrs.get("Created", "")
+    labels = image.labels
+    created = labels.get(CREATED_LABEL) or image.created
     revision = labels.get(REVISION_LABEL) or git_revision(folder) or ""
     return Facts(dict(versions), created[:10], revision[:7])
 

@@ -4,7 +4,8 @@
 (per RunSpec), records every run, and keeps a virtual clock: waits advance it
 instead of sleeping, so timeouts of minutes take no time. `StubJupyter` is a
 tiny HTTP server that knows tokens and passwords registered by the fake
-containers, enough for the server checks to reach a verdict.
+containers, enough for the server checks to reach a verdict. `FakeEngine` is
+the one fake of the `Engine` protocol (adapters/engine.py) every unit test uses.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from builder.adapters.containers import ExecResult, Health, ImageFacts, RunSpec, State, wait_until
+from builder.adapters.engine import BuildRequest, EngineError, ImageInfo, PushFailed
 
 T = TypeVar("T")
 RUNNING = State("running", None, None)
@@ -171,3 +173,109 @@ class StubJupyter:
             self.tokens.add(spec.environment["JUPYTER_TOKEN"])
         if spec.environment.get("JUPYTER_PASSWORD"):
             self.passwords.add(spec.environment["JUPYTER_PASSWORD"])
+
+
+# --- the engine --------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeImage:
+    """One image the fake engine holds (mutable: tags come and go)."""
+
+    id: str
+    tags: list[str]
+    labels: dict[str, str]
+    size: int = 1
+    created: str = ""
+    os: str = "linux"
+    architecture: str = "amd64"
+
+    def info(self) -> ImageInfo:
+        tags = tuple(t for t in self.tags if t != "<none>:<none>")  # an untagged image, as the engine lists it
+        return ImageInfo(self.id, tags, dict(self.labels), self.size, self.created, self.os, self.architecture)
+
+
+def _no_container(spec: RunSpec) -> FakeContainer:
+    raise AssertionError(f"no container may run here: {spec}")
+
+
+class FakeEngine:
+    """The `Engine` protocol in memory: images, tags, builds that always succeed, pushes into a `served` map.
+
+    `on_push(repository, tag, image_id) -> digest` lets a test play the registry; `fail_push_on` makes
+    pushing that tag fail the way the engine reports it.
+    """
+
+    mode = "buildkit"
+
+    def __init__(self, on_push: Callable[[str, str, str], str] | None = None, fail_push_on: str = "") -> None:
+        self.images: list[FakeImage] = []
+        self.built: list[str] = []
+        self.requests: list[BuildRequest] = []
+        self.pushed: list[str] = []
+        self.tagged: list[tuple[str, str]] = []
+        self.pulled: list[str] = []
+        self.on_push, self.fail_push_on = on_push, fail_push_on
+        self.containers = FakeContainers({}, _no_container)  # a test that runs containers sets its own
+
+    def describe(self) -> str:
+        return "fake engine"
+
+    def add(self, ref: str, content_hash: str | None = None, image_id: str | None = None, size: int = 1) -> FakeImage:
+        image = FakeImage(image_id or f"sha256:{len(self.images)}", [ref],
+                          {"io.stacks.hash": content_hash} if content_hash else {}, size)
+        self.images.append(image)
+        return image
+
+    def _find(self, ref: str) -> FakeImage | None:
+        return next((i for i in self.images if ref in i.tags or ref == i.id), None)
+
+    def image(self, ref: str) -> ImageInfo | None:
+        found = self._find(ref)
+        return found.info() if found else None
+
+    def listing(self, label: str) -> list[ImageInfo]:
+        key, _, value = label.partition("=")
+        return [i.info() for i in self.images if key in i.labels and (not value or i.labels[key] == value)]
+
+    def tag(self, image: str, ref: str) -> None:
+        self.tagged.append((image, ref))
+        found = self._find(image)
+        if found is None:
+            raise EngineError(f"No such image: {image}")
+        for other in self.images:
+            if ref in other.tags:
+                other.tags.remove(ref)
+        found.tags.append(ref)
+
+    def untag(self, ref: str) -> None:
+        for image in self.images:
+            if ref in image.tags:
+                image.tags.remove(ref)
+
+    def pull(self, ref: str, auth: dict[str, str] | None = None) -> ImageInfo:
+        self.pulled.append(ref)
+        found = self._find(ref) or self.add(ref)
+        return found.info()
+
+    def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: Callable[[str], None] | None = None) -> str:
+        if tag == self.fail_push_on:
+            raise PushFailed("connection reset by peer")
+        found = self._find(f"{repository}:{tag}")
+        if found is None:
+            raise PushFailed(f"An image does not exist locally with the tag: {repository}")
+        self.pushed.append(tag)
+        return self.on_push(repository, tag, found.id) if self.on_push else f"sha256:m-{found.id}"
+
+    def import_tarball(self, tarball, ref: str, labels: dict[str, str]) -> ImageInfo:
+        image = self.add(ref)
+        image.labels.update(labels)
+        return image.info()
+
+    def build(self, request: BuildRequest, sink: Callable[[str], None]) -> None:
+        self.requests.append(request)
+        self.built.append(request.tag)
+        self.add(request.tag, request.labels.get("io.stacks.hash"))
+
+    def cancel(self) -> None:
+        pass

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from builder.build.images import BuildOptions, build_nodes
 from builder.cache.registry_cache import CacheHit
+from tests.unit.fakes import FakeEngine
 from tests.unit.helpers import plan_of
 
 SPEC = """
@@ -18,47 +17,6 @@ SPEC = """
       leaf: {parent: root, fragments: [tool]}
       other: {parent: root, fragments: [{use: py, params: {version: "3.12"}}]}
     """
-
-
-@dataclass
-class Image:
-    id: str
-    tags: list[str]
-    labels: dict[str, str]
-    attrs: dict[str, Any] = field(default_factory=lambda: {"Size": 1})
-
-
-class FakeEngine:
-    mode = "buildkit"
-
-    def __init__(self) -> None:
-        self.images: list[Image] = []
-        self.built: list[str] = []
-        self.requests: list[Any] = []
-
-    def add(self, ref: str, content_hash: str | None) -> Image:
-        image = Image(f"sha256:{len(self.images)}", [ref], {"io.stacks.hash": content_hash} if content_hash else {})
-        self.images.append(image)
-        return image
-
-    def listing(self, label: str) -> list[dict[str, Any]]:
-        key, _, value = label.partition("=")
-        return [{"Id": i.id, "RepoTags": i.tags, "Labels": i.labels, "Size": 1, "Created": 0} for i in self.images
-                if key in i.labels and (not value or i.labels[key] == value)]
-
-    def image(self, ref: str) -> Image | None:
-        return next((i for i in self.images if ref in i.tags), None)
-
-    def tag_id(self, image_id: str, ref: str) -> None:
-        next(i for i in self.images if i.id == image_id).tags.append(ref)
-
-    def tag(self, image: Image, ref: str) -> None:
-        image.tags.append(ref)
-
-    def build(self, request, sink) -> None:
-        self.requests.append(request)
-        self.built.append(request.tag)
-        self.add(request.tag, request.labels["io.stacks.hash"])
 
 
 class FakeCache:

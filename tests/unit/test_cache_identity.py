@@ -1,12 +1,13 @@
 """Which local image is a node's own build: never an intermediate or a child carrying the inherited label."""
-from builder.cache.identity import LocalImage, is_own_build, own_build, own_tag
+from builder.adapters.engine import ImageInfo, unix_to_iso
+from builder.cache.identity import is_own_build, own_build, own_tag
 
 H = "ab" * 32
 OTHER = "cd" * 32
 
 
 def image(tags=(), label=H, created=0, id="sha256:1"):
-    return LocalImage(id, tuple(tags), {"io.stacks.hash": label} if label else {}, 10, created)
+    return ImageInfo(id, tuple(tags), {"io.stacks.hash": label} if label else {}, 10, unix_to_iso(created))
 
 
 def test_own_tag_under_any_prefix():
@@ -55,4 +56,4 @@ def test_own_build_prefers_this_runs_reference_then_the_newest():
 
 def test_listing_row_drops_none_tags():
     row = {"Id": "sha256:x", "RepoTags": ["<none>:<none>"], "Labels": None, "Size": 5, "Created": 7}
-    assert LocalImage.from_listing(row) == LocalImage("sha256:x", (), {}, 5, 7)
+    assert ImageInfo.from_listing(row) == ImageInfo("sha256:x", (), {}, 5, "1970-01-01T00:00:07Z")

@@ -10,6 +10,7 @@ from builder.cache import keys
 from builder.cache.keys import checks_digest, node_key, record_key
 from builder.cache.records import RecordStore, TestRecord
 from builder.cache.skipping import passed_by_record, plan_tests, run_tests_by_record
+from tests.unit.fakes import FakeEngine
 from tests.unit.helpers import plan_of
 
 SPEC = """
@@ -195,15 +196,6 @@ class CacheOnly:
         return False
 
 
-class NoImagesHere:
-    """An engine without the image, and no container may run."""
-
-    containers = None
-
-    def image(self, ref):
-        return None
-
-
 def test_publishing_takes_versions_and_facts_of_a_cache_only_image_from_its_record(stack, tmp_path: Path) -> None:
     from builder.publish.release import READY, RegistryImage, prepare
 
@@ -211,12 +203,12 @@ def test_publishing_takes_versions_and_facts_of_a_cache_only_image_from_its_reco
     lab = plan["lab"]
     kept = replace(record(lab, node_key(lab)), versions={"tool": "1.2"}, version_commands={"tool": "tool --version"})
     cache = CacheOnly(lab.hash, kept)
-    [release] = prepare(plan, [lab], NoImagesHere(), plan.spec.model.settings, tmp_path / "out",  # type: ignore[arg-type]
+    [release] = prepare(plan, [lab], FakeEngine(), plan.spec.model.settings, tmp_path / "out",  # type: ignore[arg-type]
                         cache=cache, records=RecordStore(tmp_path / "records"))
-    assert isinstance(release.image, RegistryImage) and not release.local and cache.pulls == []
+    assert isinstance(release.remote, RegistryImage) and not release.local and cache.pulls == []
     assert release.state == READY and release.versions.versions == {"tool": "1.2"}
     assert release.facts.date == "2026-11-30" and release.facts.git_sha == "abcdef1"
-    assert release.image.attrs["Architecture"] == "arm64"
+    assert release.image.architecture == "arm64" and release.image.platform == "linux/arm64"
 
 
 @pytest.mark.parametrize("kept", [
@@ -230,6 +222,6 @@ def test_without_versions_read_by_the_current_commands_the_image_is_pulled(stack
     plan = plan_of(stack(SPEC, VERSIONED))
     lab = plan["lab"]
     cache = CacheOnly(lab.hash, kept(record(lab, node_key(lab))))
-    [release] = prepare(plan, [lab], NoImagesHere(), plan.spec.model.settings, tmp_path / "out",  # type: ignore[arg-type]
+    [release] = prepare(plan, [lab], FakeEngine(), plan.spec.model.settings, tmp_path / "out",  # type: ignore[arg-type]
                         cache=cache, records=RecordStore(tmp_path / "records"))
     assert cache.pulls == ["lab"] and release.image is None  # the fake pull fails: not built here

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from builder.adapters.docker import PushFailed
+from builder.adapters.engine import ImageInfo, PushFailed
 from builder.errors import SpecError
 from builder.plan.labels import git_source, image_labels
 from builder.plan.matrix import expand
@@ -23,6 +23,7 @@ from builder.spec.load import load_spec
 from builder.plan.tags import Facts, Tag, planned_tags, push_order, tags_for
 from builder.plan.versions import VersionReport, compare, compatible, declared, probes
 
+from .fakes import FakeEngine
 from .helpers import plan_of
 
 AXES = """
@@ -183,8 +184,9 @@ def test_version_names_must_be_lowercase(stack) -> None:
 
 
 def release(name: str, state: str = READY, tags: tuple[Tag, ...] = (), problems: tuple[str, ...] = ()) -> Release:
-    node = SimpleNamespace(name=name, short_hash="0123456789ab", hash="0123456789ab" + "0" * 52)
-    image = SimpleNamespace(id=f"sha256:{name}", attrs={"Size": 1000})
+    node = SimpleNamespace(name=name, short_hash="0123456789ab", hash="0123456789ab" + "0" * 52,
+                           local_ref=f"stacks/{name}:0123456789ab")
+    image = ImageInfo(f"sha256:{name}", (f"stacks/{name}:0123456789ab",), {}, 1000)
     return Release(node, f"reg:5000/ns/{name}", f"ns/{name}", state, image, None, None, list(tags), [], list(problems))  # type: ignore[arg-type]
 
 
@@ -380,25 +382,17 @@ class FakeRegistry:
         return RemoteManifest(found[0], found[1], 100) if found else None
 
 
-class FakeEngine:
-    """Pushing a tag makes the fake registry serve the tagged image."""
+def fake_engine(registry: FakeRegistry, fail_on: str = "") -> FakeEngine:
+    """The shared fake engine, holding the images `release()` makes; a push makes `registry` serve the image."""
 
-    def __init__(self, registry: FakeRegistry, fail_on: str = ""):
-        self.registry, self.fail_on, self.pushed, self.tagged = registry, fail_on, [], []
-
-    def tag(self, image, ref: str) -> None:
-        self.tagged.append((image.id, ref))
-
-    def push(self, repository: str, tag: str, auth, sink) -> str:
-        from builder.adapters.docker import PushFailed
-
-        if tag == self.fail_on:
-            raise PushFailed("connection reset by peer")
-        image_id = next(i for i, ref in reversed(self.tagged) if ref == f"{repository}:{tag}")
-        self.pushed.append(tag)
-        path = repository.split("/", 1)[1]
-        self.registry.served[f"{path}:{tag}"] = (f"sha256:m-{image_id}", image_id)
+    def serve(repository: str, tag: str, image_id: str) -> str:
+        registry.served[f"{repository.split('/', 1)[1]}:{tag}"] = (f"sha256:m-{image_id}", image_id)
         return f"sha256:m-{image_id}"
+
+    engine = FakeEngine(on_push=serve, fail_push_on=fail_on)
+    for name in "abcd":
+        engine.add(f"stacks/{name}:0123456789ab", image_id=f"sha256:{name}", size=1000)
+    return engine
 
 
 def pusher(registry: FakeRegistry, engine: FakeEngine, **kwargs):
@@ -414,7 +408,7 @@ def lab_steps():
 
 def test_the_pusher_pushes_in_order_verifies_and_skips_what_is_there() -> None:
     registry = FakeRegistry()
-    engine = FakeEngine(registry)
+    engine = fake_engine(registry)
     plan = lab_steps()
     pusher(registry, engine).run(plan)
     assert engine.pushed == ["a-sha", "latest"] and [s.status for s in plan] == ["pushed", "pushed"]
@@ -426,7 +420,7 @@ def test_the_pusher_pushes_in_order_verifies_and_skips_what_is_there() -> None:
 
 def test_an_immutable_tag_holding_other_content_is_refused_before_any_push() -> None:
     registry = FakeRegistry({"ns/a:a-sha": ("sha256:old-manifest", "sha256:other-build")})
-    engine = FakeEngine(registry)
+    engine = fake_engine(registry)
     plan = lab_steps()
     with pytest.raises(PublishFailed, match=r"immutable tags already hold other content: reg:5000/ns/a:a-sha .*--overwrite-immutable"):
         pusher(registry, engine).run(plan)
@@ -438,7 +432,7 @@ def test_an_immutable_tag_holding_other_content_is_refused_before_any_push() -> 
 
 def test_a_moving_tag_holding_other_content_is_simply_moved() -> None:
     registry = FakeRegistry({"ns/a:latest": ("sha256:old", "sha256:older-build")})
-    engine = FakeEngine(registry)
+    engine = fake_engine(registry)
     plan = lab_steps()
     pusher(registry, engine).run(plan)
     assert engine.pushed == ["a-sha", "latest"]
@@ -446,7 +440,7 @@ def test_a_moving_tag_holding_other_content_is_simply_moved() -> None:
 
 def test_a_failed_push_marks_the_rest_not_attempted() -> None:
     registry = FakeRegistry()
-    engine = FakeEngine(registry, fail_on="a-sha")
+    engine = fake_engine(registry, fail_on="a-sha")
     plan = lab_steps()
     with pytest.raises(PublishFailed, match="connection reset"):
         pusher(registry, engine).run(plan)
@@ -456,14 +450,13 @@ def test_a_failed_push_marks_the_rest_not_attempted() -> None:
 def test_a_registry_serving_something_else_after_the_push_fails_verification() -> None:
     registry = FakeRegistry()
 
-    class LyingEngine(FakeEngine):
-        def push(self, repository, tag, auth, sink):
-            super().push(repository, tag, auth, sink)
-            return "sha256:not-what-it-serves"
-
+    engine = fake_engine(registry)
+    serve = engine.on_push
+    assert serve is not None
+    engine.on_push = lambda repository, tag, image_id: serve(repository, tag, image_id) and "sha256:not-what-it-serves"
     plan = lab_steps()
     with pytest.raises(PublishFailed, match="verifying reg:5000/ns/a:a-sha: the registry serves"):
-        pusher(registry, LyingEngine(registry)).run(plan)
+        pusher(registry, engine).run(plan)
 
 
 def cache_only_release(name: str = "a"):
@@ -471,8 +464,8 @@ def cache_only_release(name: str = "a"):
 
     a = release(name, tags=(Tag("a-sha", "", False), Tag("latest", "latest", True)))
     hit = SimpleNamespace(ref=f"other-reg/cache:{name}-h", digest="sha256:cached", image_id=f"sha256:{name}")
-    a.image = RegistryImage(f"sha256:{name}", {}, {"Size": 1000}, VersionReport(name), hit)
-    a.node.local_ref = f"stacks/{name}:0123456789ab"
+    a.remote = RegistryImage(ImageInfo(f"sha256:{name}"), VersionReport(name), hit)  # type: ignore[arg-type]
+    a.image = a.remote.image
     return a
 
 
@@ -494,8 +487,7 @@ class PullingCache:
 
 def test_an_image_only_in_another_registrys_cache_is_pulled_once_then_pushed() -> None:
     registry = FakeRegistry()
-    engine = FakeEngine(registry)
-    engine.image = lambda ref: SimpleNamespace(id="sha256:a", attrs={"Size": 1000})  # what the pull brought
+    engine = fake_engine(registry)  # holds what the pull brought
     cache = PullingCache(engine)
     plan = steps([cache_only_release()])
     pusher(registry, engine, cache=cache).run(plan)
@@ -505,7 +497,7 @@ def test_an_image_only_in_another_registrys_cache_is_pulled_once_then_pushed() -
 
 def test_an_image_only_in_the_cache_that_cannot_be_pulled_fails_the_push_cleanly() -> None:
     registry = FakeRegistry()
-    engine = FakeEngine(registry)
+    engine = fake_engine(registry)
     plan = steps([cache_only_release()])
     with pytest.raises(PublishFailed, match="only in the cache other-reg/cache:a-h, and pulling it failed"):
         pusher(registry, engine, cache=PullingCache(engine, works=False)).run(plan)

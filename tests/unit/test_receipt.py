@@ -126,7 +126,7 @@ def test_only_plain_builds_are_answered_from_a_receipt(argv, answerable) -> None
     assert noop.applies(argv) is answerable
 
 
-class FakeEngine:
+class FakeDaemonSocket:
     """A Unix socket that answers one request per connection the way dockerd does for HTTP/1.0."""
 
     def __init__(self, path: Path, answers: dict[str, bytes]):
@@ -163,7 +163,7 @@ def ping(server: str = "Docker/20.10.24 (linux)") -> bytes:
 
 
 def test_the_engine_socket_reads_the_listing_and_the_daemon(tmp_path: Path) -> None:
-    engine = FakeEngine(tmp_path / "docker.sock", {"/images/json": http([row()]), PING: ping()})
+    engine = FakeDaemonSocket(tmp_path / "docker.sock", {"/images/json": http([row()]), PING: ping()})
     host = f"unix://{tmp_path / 'docker.sock'}"
     try:
         daemon, listing = ask(host, PING), ask(host, "/images/json")  # both sent before either is read
@@ -176,7 +176,7 @@ def test_the_engine_socket_reads_the_listing_and_the_daemon(tmp_path: Path) -> N
 
 
 def test_the_engine_socket_gives_up_on_what_it_cannot_read(tmp_path: Path) -> None:
-    engine = FakeEngine(tmp_path / "docker.sock", {
+    engine = FakeDaemonSocket(tmp_path / "docker.sock", {
         "/chunked": http([], headers="Transfer-Encoding: chunked"),
         "/broken": b"HTTP/1.0 200 OK\r\n\r\n{not json",
         "/empty": b""})
@@ -196,7 +196,7 @@ def test_the_engine_socket_gives_up_on_what_it_cannot_read(tmp_path: Path) -> No
 def test_a_receipt_answers_the_same_build_and_nothing_else(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     root = tree(tmp_path / "project")
-    engine = FakeEngine(tmp_path / "docker.sock", {"/images/json": http([row()]), PING: ping()})
+    engine = FakeDaemonSocket(tmp_path / "docker.sock", {"/images/json": http([row()]), PING: ping()})
     env = {"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
     argv = ["build", "--out", "out"]
     inputs = (str(root / "stacks.yaml"), str(root / "frag"))
