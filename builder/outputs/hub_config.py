@@ -15,6 +15,11 @@ registry tag each image was pushed under (with its digest beside it).
 Choosing what to offer and which reference to use is pure; only the check
 that the images exist asks the Docker engine, and is skipped with a warning
 when no engine answers (a configuration written on another machine).
+
+The files are Jinja2 templates shipped in the package (`builder/_data/hub/`):
+this module decides every value, the templates only lay them out, and every
+value that came from stacks.yaml, a fragment or a manifest passes a filter
+that keeps it a value (a Python literal, one comment line, YAML from PyYAML).
 """
 from __future__ import annotations
 
