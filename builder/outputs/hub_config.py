@@ -15,9 +15,15 @@ registry tag each image was pushed under (with its digest beside it).
 Choosing what to offer and which reference to use is pure; only the check
 that the images exist asks the Docker engine, and is skipped with a warning
 when no engine answers (a configuration written on another machine).
+
+The files are Jinja2 templates shipped in the package (`builder/_data/hub/`):
+this module decides every value, the templates only lay them out, and every
+value that came from stacks.yaml, a fragment or a manifest passes a filter
+that keeps it a value (a Python literal, one comment line, YAML from PyYAML).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -26,9 +32,11 @@ from typing import Any
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import jinja2
 import yaml
 
 from builder.errors import Location, Problem, SpecError, did_you_mean, raise_if_any
+from builder.spec.builtin import DATA
 from builder.spec.models import HubSettings
 from builder.plan.plan import Node, Plan
 
@@ -46,6 +54,7 @@ AUTHENTICATORS = {
     "generic": "oauthenticator.generic.GenericOAuthenticator",
     "dummy": "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
 }
+TEMPLATES = DATA / "hub"  # jupyterhub_config.py.j2, compose.yaml.j2, env.example.j2
 Say = Callable[[str], None]
 
 
@@ -202,69 +211,30 @@ def version_warnings(plan: Plan, hub: HubPlan) -> list[str]:
 
 
 def config_text(hub: HubPlan) -> str:
-    s, p = hub.settings, hub.hub_params
+    """jupyterhub_config.py, from its template: the layout is the template's, the values are decided here."""
+    s, p, auth = hub.settings, hub.hub_params, hub.settings.authenticator
     data, port = p.get("data", "/srv/jupyterhub/data"), p.get("port", 8000)
-    lines = [
-        f"# jupyterhub_config.py, written by `stacks hub-config` from {hub.source} (the hub: section).",
-        "# Regenerate it rather than editing it: every build changes the image references.",
-        "# No secret is in this file: the Hub reads them from its environment when it starts.",
-        "import os",
-        "import sys",
-        "",
-        "c = get_config()  # noqa: F821",
-        "",
-        "",
-        "def from_env(name):",
-        '    """A value the Hub reads from its environment; stop with a plain message when it is missing."""',
-        '    value = os.environ.get(name, "")',
-        "    if not value:",
-        f'        sys.exit(f"{CONFIG_FILE}: {{name}} is not set; put it in the .env file beside {COMPOSE_FILE} (see {ENV_FILE})")',
-        "    return value",
-        "",
-        "",
-        "# The images users choose from: the name in the list -> the exact image.",
-        "IMAGES = {",
-        *[f"    {i.name!r}: {i.ref!r},{f'  # {i.digest}' if i.digest else ''}" for i in hub.images],
-        "}",
-        f"DEFAULT_IMAGE = {hub.default!r}",
-        "",
-        "# --- the Hub and its proxy ---",
-        f'c.JupyterHub.bind_url = "http://:{port}"',
-        'c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"',
-        f"c.JupyterHub.hub_connect_url = {f'http://{s.name}:8081'!r}  # the Hub's name on the network",
-        f"c.JupyterHub.cookie_secret_file = {f'{data}/jupyterhub_cookie_secret'!r}",
-        f"c.JupyterHub.db_url = {f'sqlite:///{data}/jupyterhub.sqlite'!r}",
-        f"c.ConfigurableHTTPProxy.pid_file = {f'{data}/jupyterhub-proxy.pid'!r}",
-        *([f"c.JupyterHub.public_url = {s.public_url!r}"] if s.public_url else []),
-        "# Restarting the Hub (an upgrade, a new image list) leaves running servers alone.",
-        "c.JupyterHub.cleanup_servers = False",
-        "",
-        "# --- one container per user ---",
-        'c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"',
-        "c.DockerSpawner.allowed_images = IMAGES",
-        "c.DockerSpawner.image = IMAGES[DEFAULT_IMAGE]",
-        'c.DockerSpawner.pull_policy = "ifnotpresent"',
-        f"c.DockerSpawner.network_name = {s.network!r}",
-        "c.DockerSpawner.use_internal_ip = True",
-        f"c.DockerSpawner.prefix = {s.prefix!r}",
-        f"c.DockerSpawner.remove = {not s.keep_containers!r}  # the user's volume stays either way",
-        f"c.DockerSpawner.volumes = {{{s.volume!r}: {s.mount!r}}}",
-        f"c.DockerSpawner.notebook_dir = {s.mount!r}",
-        "# The container starts as root only so that start.sh can hand the user's new volume to the",
-        "# notebook user (CHOWN_EXTRA); it then drops to that user before the server starts. The",
-        "# volume is also the working directory, so kernels started without a path write into it.",
-        f'c.DockerSpawner.extra_create_kwargs = {{"user": "root", "working_dir": {s.mount!r}, "labels": {{{HUB_LABEL!r}: {s.name!r}}}}}',
-        f'c.DockerSpawner.environment = {{"CHOWN_EXTRA": {s.mount!r}}}',
-        "c.Spawner.start_timeout = 120",
-        "c.Spawner.http_timeout = 120",
-        *([f"c.DockerSpawner.mem_limit = {s.mem_limit!r}"] if s.mem_limit else []),
-        *([f"c.DockerSpawner.cpu_limit = {s.cpu_limit!r}"] if s.cpu_limit else []),
-        *_gpu_lines(hub),
-        "",
-        "# --- who may log in ---",
-        *_auth_lines(hub),
-    ]
-    return "\n".join(lines) + "\n"
+    chosen = [i.name for i in hub.images if i.gpu]
+    return _render(CONFIG_FILE, {
+        "source": hub.source,
+        "images": hub.images,
+        "default": hub.default,
+        "bind_url": f"http://:{port}",
+        "hub_connect_url": f"http://{s.name}:8081",
+        "data": str(data),
+        "s": s,
+        "labels": {HUB_LABEL: s.name},
+        "device_request": device_request(hub) if s.gpu is not None else None,
+        "gpu_images": None if len(chosen) == len(hub.images) else chosen,
+        "auth": auth,
+        "authenticator_class": AUTHENTICATORS[auth.kind],
+        "cls": AUTHENTICATORS[auth.kind].rsplit(".", 1)[1],
+        "env": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "callback": CALLBACK,
+                "dummy_password": DUMMY_PASSWORD, "dummy_admin_password": DUMMY_ADMIN_PASSWORD},
+        "dummy_min_length": DUMMY_MIN_LENGTH,
+        "callback": f"{s.public_url.rstrip('/')}/hub/oauth_callback" if s.public_url else None,
+        "scope": list(auth.scope) or _needed_scope(auth.kind, bool(auth.organizations), bool(auth.groups)),
+    })
 
 
 def device_request(hub: HubPlan) -> dict[str, Any]:
@@ -272,66 +242,6 @@ def device_request(hub: HubPlan) -> dict[str, Any]:
     gpu = hub.settings.gpu
     assert gpu is not None
     return {"driver": gpu.driver, "count": -1 if gpu.count == "all" else gpu.count, "capabilities": [list(gpu.capabilities)]}
-
-
-def _gpu_lines(hub: HubPlan) -> list[str]:
-    if hub.settings.gpu is None:
-        return []
-    lines = ["", "# GPUs, as `docker run --gpus` asks for them (needs the NVIDIA container toolkit on the host).",
-             f"DEVICE_REQUESTS = [{device_request(hub)!r}]"]
-    chosen = [i.name for i in hub.images if i.gpu]
-    if len(chosen) == len(hub.images):
-        return lines + ['c.DockerSpawner.extra_host_config = {"device_requests": DEVICE_REQUESTS}']
-    return lines + [
-        f"GPU_IMAGES = {chosen!r}",
-        "",
-        "",
-        "def host_config(spawner):",
-        '    """GPUs only for the images in GPU_IMAGES (the name the user picked)."""',
-        '    picked = spawner.user_options.get("image") or DEFAULT_IMAGE',
-        '    return {"device_requests": DEVICE_REQUESTS} if picked in GPU_IMAGES else {}',
-        "",
-        "",
-        "c.DockerSpawner.extra_host_config = host_config",
-    ]
-
-
-def _auth_lines(hub: HubPlan) -> list[str]:
-    s, auth = hub.settings, hub.settings.authenticator
-    path = AUTHENTICATORS[auth.kind]
-    cls = path.rsplit(".", 1)[1]
-    lines = [f"c.JupyterHub.authenticator_class = {path!r}"]
-    if auth.kind == "dummy":
-        lines += [f"# For tests only: anyone with the shared password {DUMMY_PASSWORD} logs in under any name.",
-                  f"c.{cls}.user_password = from_env({DUMMY_PASSWORD!r})",
-                  f"c.{cls}.admin_password = os.environ.get({DUMMY_ADMIN_PASSWORD!r}, '')",
-                  f"for _name, _least in {DUMMY_MIN_LENGTH!r}.items():",
-                  "    if 0 < len(os.environ.get(_name, '')) < _least:",
-                  f'        sys.exit(f"{CONFIG_FILE}: {{_name}} must have {{_least}} characters or more (see {ENV_FILE})")']
-    else:
-        callback = f"{s.public_url.rstrip('/')}/hub/oauth_callback" if s.public_url else None
-        lines += [f"c.{cls}.client_id = from_env({CLIENT_ID!r})",
-                  f"c.{cls}.client_secret = from_env({CLIENT_SECRET!r})",
-                  f"c.{cls}.oauth_callback_url = " + (f"os.environ.get({CALLBACK!r}) or {callback!r}" if callback
-                                                      else f"from_env({CALLBACK!r})")]
-    if auth.kind == "github" and auth.organizations:
-        lines.append(f"c.{cls}.allowed_organizations = {_set(auth.organizations)}")
-    if auth.kind == "gitlab":
-        lines += [f"c.{cls}.gitlab_url = {auth.url!r}"] if auth.url else []
-        lines += [f"c.{cls}.allowed_gitlab_groups = {_set(auth.groups)}"] if auth.groups else []
-    if auth.kind == "generic":
-        lines += [f"c.{cls}.{key} = {getattr(auth, key)!r}" for key in ("authorize_url", "token_url", "userdata_url", "username_claim")]
-        lines += [f"c.{cls}.allowed_groups = {_set(auth.groups)}"] if auth.groups else []
-        lines += [f"c.{cls}.auth_state_groups_key = {auth.groups_key!r}"] if auth.groups_key else []
-    scope = list(auth.scope) or _needed_scope(auth.kind, bool(auth.organizations), bool(auth.groups))
-    if scope:
-        lines.append(f"c.{cls}.scope = {scope!r}")
-    if auth.login_service:
-        lines.append(f"c.{cls}.login_service = {auth.login_service!r}")
-    lines += [f"c.Authenticator.admin_users = {_set(s.admins)}",
-              f"c.Authenticator.allowed_users = {_set(auth.allowed_users)}",
-              f"c.Authenticator.allow_all = {auth.allow_all!r}"]
-    return lines
 
 
 def _needed_scope(kind: str, organizations: bool, groups: bool) -> list[str]:
@@ -342,11 +252,6 @@ def _needed_scope(kind: str, organizations: bool, groups: bool) -> list[str]:
     if kind == "gitlab":
         return ["read_api"] if groups else ["read_user"]
     return []
-
-
-def _set(items: list[str]) -> str:
-    """A Python set literal in sorted order, so the same settings always give the same file."""
-    return "{" + ", ".join(repr(i) for i in sorted(set(items))) + "}" if items else "set()"
 
 
 def secrets_env(hub: HubPlan) -> dict[str, tuple[bool, str]]:
@@ -411,23 +316,58 @@ def compose_document(hub: HubPlan) -> dict[str, Any]:
 
 
 def compose_text(hub: HubPlan) -> str:
-    header = (
-        f"# compose.yaml, written by `stacks hub-config` from {hub.source} (the hub: section).\n"
-        f"# Start: copy {ENV_FILE} to .env, fill it in, then `docker compose up -d` in this folder.\n"
-        "# The Hub starts and removes the users' containers through the engine's socket: whoever\n"
-        "# controls the Hub controls this host (docs/jupyterhub.md). group_add gives the Hub's user\n"
-        "# the group that owns /var/run/docker.sock (DOCKER_GID).\n"
-    )
-    return header + yaml.safe_dump(compose_document(hub), sort_keys=False, default_flow_style=False, width=1000)
+    return _render(COMPOSE_FILE, {"source": hub.source, "document": compose_document(hub)})
 
 
 def env_text(hub: HubPlan) -> str:
-    lines = [f"# Copy to .env beside {COMPOSE_FILE} and fill in; keep .env out of version control.",
-             "# Group id of the Docker socket on this host: stat -c %g /var/run/docker.sock",
-             f"DOCKER_GID={hub.docker_gid if hub.docker_gid is not None else ''}"]
-    for name, (required, what) in secrets_env(hub).items():
-        lines += [f"# {'required' if required else 'optional'}: {what}", f"{name}="]
-    return "\n".join(lines) + "\n"
+    return _render(ENV_FILE, {"docker_gid": hub.docker_gid, "secrets": secrets_env(hub)})
+
+
+# --- the templates ------------------------------------------------------------------
+# Trusted templates (shipped with the tool) with untrusted values (stacks.yaml, its fragments, a push
+# manifest): no value reaches Python source or a comment line except through the filters below.
+
+
+def python_literal(value: Any) -> str:
+    """`py`: a Python literal that evaluates to `value` (str, number, bool, None, and lists and dicts of them)."""
+    return repr(value)
+
+
+def python_string(value: str) -> str:
+    """`pystr`: a double-quoted Python string literal (repr's escapes, in the quotes the file uses for URLs)."""
+    text = repr(str(value))
+    # repr chooses single quotes unless the text has ' and no "; with no quote of either kind inside, swapping is exact
+    return f'"{text[1:-1]}"' if text.startswith("'") and '"' not in value and "'" not in value else text
+
+
+def python_set(items: list[str]) -> str:
+    """`pyset`: a set literal in sorted order, so the same settings always give the same file."""
+    return "{" + ", ".join(repr(i) for i in sorted(set(items))) + "}" if items else "set()"
+
+
+def comment_text(value: Any) -> str:
+    """`comment`: text for the rest of a comment line; anything that could end the line (or hide) is shown as repr."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
+
+
+def yaml_text(document: Any) -> str:
+    """`yaml`: a YAML document from PyYAML, which quotes whatever needs it (without its final newline)."""
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000).rstrip("\n")
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, autoescape=False,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    environment.filters.update(py=python_literal, pystr=python_string, pyset=python_set, comment=comment_text, yaml=yaml_text)
+    return environment
+
+
+def _render(name: str, context: dict[str, Any]) -> str:
+    """Render builder/_data/hub/<name>.j2."""
+    return _environment().get_template(f"{name}.j2").render(context)
 
 
 # --- the command ------------------------------------------------------------------

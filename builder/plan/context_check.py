@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import json
 import re
-import shlex
 from pathlib import Path
 
 from builder.errors import Location, Problem, SpecError
+from builder.plan.dockerfile import copy_sources, instructions
 from builder.spec.sources import read_text
 
-_INSTRUCTION = re.compile(r"^\s*(FROM|COPY|ADD)\s+(.*)$", re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -29,7 +27,10 @@ def body_problems(body_path: Path, body: str, context: frozenset[str]) -> list[P
 @functools.lru_cache(maxsize=4096)
 def _body_problems(body_path: Path, body: str, context: frozenset[str]) -> tuple[Problem, ...]:
     problems = []
-    for keyword, arguments in _instructions(body):
+    for ins in instructions(body):
+        keyword = ins.keyword
+        if keyword not in ("FROM", "COPY", "ADD"):
+            continue
         if keyword == "FROM":
             problems.append(Problem(
                 "a fragment body may not contain FROM: it would start a new image and drop the layers before it",
@@ -37,7 +38,7 @@ def _body_problems(body_path: Path, body: str, context: frozenset[str]) -> tuple
                 "put build stages in stage.Dockerfile.j2 and COPY --from them",
             ))
             continue
-        flags, sources = _copy_sources(arguments)
+        flags, sources = copy_sources(ins)
         if any(flag.startswith("--from") for flag in flags):
             continue
         for source in sources:
@@ -52,46 +53,6 @@ def _body_problems(body_path: Path, body: str, context: frozenset[str]) -> tuple
     return tuple(problems)
 
 
-def _instructions(body: str) -> list[tuple[str, str]]:
-    """(keyword, arguments) of each FROM/COPY/ADD, continuation lines joined."""
-    found = []
-    lines = body.split("\n")
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        if line.lstrip().startswith("#"):
-            continue
-        parts = [line.rstrip().removesuffix("\\")]
-        while line.rstrip().endswith("\\") and index < len(lines):
-            line = lines[index]
-            index += 1
-            if line.strip() and not line.lstrip().startswith("#"):
-                parts.append(line.rstrip().removesuffix("\\"))
-        match = _INSTRUCTION.match(" ".join(parts))
-        if match:
-            found.append((match[1].upper(), match[2].strip()))
-    return found
-
-
-def _copy_sources(arguments: str) -> tuple[list[str], list[str]]:
-    """Flags and source paths of COPY/ADD (shell or JSON form); the last path is the destination."""
-    try:
-        words = shlex.split(arguments, posix=True)
-    except ValueError:
-        words = arguments.split()
-    flags = [w for w in words if w.startswith("--")]
-    rest = [w for w in words if not w.startswith("--")]
-    if rest and rest[0].startswith("["):
-        try:
-            rest = json.loads(arguments[arguments.index("["):])
-        except (ValueError, TypeError):
-            return flags, []
-        if not isinstance(rest, list) or not all(isinstance(r, str) for r in rest):
-            return flags, []
-    return flags, [r.lstrip("./") or "." for r in rest[:-1]]
-
-
 def _in_context(source: str, context: frozenset[str]) -> bool:
     source = source.rstrip("/")
     if source in ("", ".") or source in context:
@@ -102,13 +63,18 @@ def _in_context(source: str, context: frozenset[str]) -> bool:
 
 
 def _template_line(path: Path, keyword: str, hint: str) -> int | None:
-    """The template line of an instruction: the first with the keyword and the hint text."""
+    """The template line of an instruction: the first line of the first one with the keyword and the hint text.
+
+    The template is read with the same reader as the rendered body, so a
+    continuation line that happens to start with the keyword is not taken
+    for an instruction.
+    """
     try:
-        lines = read_text(path).split("\n")
+        template = read_text(path)
     except SpecError:
         return None
-    candidates = [i for i, line in enumerate(lines, 1) if re.match(rf"\s*{keyword}\b", line, re.IGNORECASE)]
-    for number in candidates:
-        if hint and hint in lines[number - 1]:
-            return number
-    return candidates[0] if candidates else None
+    candidates = [ins for ins in instructions(template) if ins.keyword == keyword]
+    for ins in candidates:
+        if hint and hint in ins.text:
+            return ins.first + 1
+    return candidates[0].first + 1 if candidates else None

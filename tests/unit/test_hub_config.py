@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from builder.errors import SpecError
-from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, HUB_LABEL, compose_document, config_text, env_text,
+from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, HUB_LABEL, compose_document, compose_text, config_text, env_text,
                                 hub_plan, manifest_refs, version_warnings)
 from builder.spec.models import HubSettings
 
@@ -320,3 +320,63 @@ def test_dummy_admin_password_shorter_than_32_characters_is_refused_up_front(sta
     monkeypatch.delenv("JUPYTERHUB_DUMMY_ADMIN_PASSWORD")
     c = load_config(text, {"JUPYTERHUB_DUMMY_PASSWORD": "shared-pw"}, monkeypatch)  # no admin password: fine
     assert c.SharedPasswordAuthenticator.values["admin_password"] == ""
+
+
+HOSTILE = [
+    "x'; import os; os.environ['PWNED'] = '1'; '",
+    'x"; import os; os.environ["PWNED"] = "1"; "',
+    "x\nimport os; os.environ['PWNED'] = '1'\n#",
+    "x\r\nos.environ['PWNED'] = '1' #\\",
+    "x\\",
+    "x}}{{ y }}{% raw %}\u2028os.environ['PWNED'] = '1'\x0c\x00",
+]
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_hostile_values_stay_values_in_the_generated_files(stack, monkeypatch, evil: str) -> None:
+    """stacks.yaml, a fragment and a push manifest are untrusted: whatever they hold reaches the generated
+    files as data (a string the Hub reads back as it was written, or comment text), never as code or lines."""
+    import dataclasses
+
+    path = make(stack, "hub: {authenticator: {kind: generic, authorize_url: a, token_url: t, userdata_url: u}, gpu: {images: [single-bookworm]}}\n")
+    hub = hub_plan(plan_of(path), settings_of(path), {})
+    settings = hub.settings.model_copy(update={
+        "volume": evil, "mount": "/" + evil, "public_url": evil, "admins": [evil], "mem_limit": evil, "name": evil,
+        "authenticator": hub.settings.authenticator.model_copy(update={
+            "allowed_users": [evil], "groups": [evil], "groups_key": evil, "scope": [evil], "login_service": evil,
+            "authorize_url": evil, "token_url": evil, "userdata_url": evil, "username_claim": evil}),
+        "gpu": hub.settings.gpu.model_copy(update={"driver": evil, "capabilities": [evil], "images": [evil]}),
+    })
+    images = tuple(dataclasses.replace(i, name=evil + i.name, ref=evil, digest=evil) for i in hub.images)
+    hub = dataclasses.replace(hub, settings=settings, images=images, default=images[0].name, source=evil,
+                              hub_params={"port": evil, "data": evil, "config": evil}, docker_gid=None)
+    monkeypatch.delenv("PWNED", raising=False)
+    text = config_text(hub)
+    c = load_config(text, {"OAUTH_CLIENT_ID": "i", "OAUTH_CLIENT_SECRET": "s"}, monkeypatch)
+    assert "PWNED" not in __import__("os").environ
+    spawner, generic = c.DockerSpawner.values, c.GenericOAuthenticator.values
+    assert spawner["allowed_images"] == {i.name: evil for i in images} and spawner["volumes"] == {evil: "/" + evil}
+    assert spawner["extra_create_kwargs"]["labels"] == {HUB_LABEL: evil} and spawner["mem_limit"] == evil
+    assert c.JupyterHub.values["bind_url"] == f"http://:{evil}" and c.JupyterHub.values["public_url"] == evil
+    assert c.JupyterHub.values["db_url"] == f"sqlite:///{evil}/jupyterhub.sqlite"
+    assert (generic["authorize_url"], generic["login_service"], generic["scope"]) == (evil, evil, [evil])
+    assert generic["oauth_callback_url"] == evil.rstrip("/") + "/hub/oauth_callback"
+    assert c.Authenticator.values["admin_users"] == {evil} and c.Authenticator.values["allowed_users"] == {evil}
+    host_config = spawner["extra_host_config"]
+    assert host_config(SimpleNamespace(user_options={"image": images[0].name}))["device_requests"][0]["driver"] == evil
+    # comments stay on their line: the header and the digest beside each image
+    lines = text.split("\n")
+    assert lines[0].startswith("# jupyterhub_config.py, written by `stacks hub-config` from ")
+    assert sum(line.startswith("    ") and ": " in line for line in lines[lines.index("IMAGES = {") + 1:lines.index("}")]) == len(images)
+
+    env_lines = [line for line in env_text(hub).split("\n") if line and not line.startswith("#")]
+    assert [line.split("=", 1)[0] for line in env_lines] == ["DOCKER_GID", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_CALLBACK_URL"]
+    compose = compose_text(hub)
+    assert yaml.safe_load(compose) == compose_document(hub)
+    assert all(line.startswith("#") for line in compose.split("\n")[:5])
+
+
+def test_the_generated_files_come_from_templates_shipped_in_the_package() -> None:
+    from builder.outputs.hub_config import TEMPLATES
+
+    assert sorted(p.name for p in TEMPLATES.glob("*.j2")) == ["compose.yaml.j2", "env.example.j2", "jupyterhub_config.py.j2"]

@@ -286,3 +286,57 @@ def test_threshold_from_the_config(stack, hadolint) -> None:
     result = lint(path)
     assert result.findings and not result.failed  # DL3013 is a warning: reported, not failing
     assert shutil.which("true")
+
+
+# --- the library's hadolint settings and the project's --------------------------------
+
+LIBRARY_SPEC = """
+version: 1
+bases:
+  debian: {bootstrap: {suite: bookworm, variant: minbase}, provides: ["os=debian", apt]}
+images:
+  foundation: {base: debian, fragments: [debian-os, nb-user, start-scripts]}
+  app: {parent: foundation, fragments: [own]}
+"""
+#: DL3008 (apt-get install without versions) is one of the rules the library's settings ignore
+OWN_BODY = ("USER 0\nRUN apt-get update && apt-get install -y --no-install-recommends curl \\\n"
+            "    && rm -rf /var/lib/apt/lists/*\nUSER 1000\n")
+
+
+def test_built_in_fragments_are_linted_with_the_settings_they_ship_with(stack, hadolint) -> None:
+    """No .hadolint.yaml in the project: the built-in fragments are clean (the library's settings ship in the
+    package), and the project's own fragment is judged by hadolint's defaults, DL3008 included."""
+    from builder.lint.settings import LIBRARY_CONFIG
+
+    assert "DL3008" in LIBRARY_CONFIG.read_text()
+    path = stack(LIBRARY_SPEC, {"own": {"body": OWN_BODY}}, basic=False)
+    result = lint(path)
+    assert [(f.message.split()[0], where(f)) for f in result.findings] == [("DL3008", "fragments/own/Dockerfile.j2:2")]
+
+    (path.parent / ".hadolint.yaml").write_text("ignored: [DL3008]\n")  # the project's own settings apply to its fragments
+    assert lint(path).findings == []
+
+
+def test_the_projects_other_settings_govern_the_whole_run(stack, hadolint) -> None:
+    """The library's ignores are added for its own fragments only; the project's threshold and severity
+    overrides apply to the whole run."""
+    path = stack(LIBRARY_SPEC, {"own": {"body": "RUN echo hi\n"}}, basic=False)
+    (path.parent / ".hadolint.yaml").write_text("override: {error: [DL3008]}\n")
+    assert lint(path).findings == []  # the built-in fragments' apt-get installs stay accepted
+    (path.parent / ".hadolint.yaml").write_text("failure-threshold: error\noverride: {warning: [DL3059]}\n")
+    path.parent.joinpath("fragments/own/Dockerfile.j2").write_text(OWN_BODY)
+    result = lint(path)
+    assert [(f.level, f.message.split()[0]) for f in result.findings] == [("warning", "DL3008")] and not result.failed
+    (path.parent / ".hadolint.yaml").write_text("failure-threshold: error\noverride: {error: [DL3008]}\n")
+    assert [(f.level, where(f)) for f in lint(path).failed] == [("error", "fragments/own/Dockerfile.j2:2")]
+
+
+def test_a_hadolint_yaml_in_the_working_directory_does_not_join_in(stack, hadolint, tmp_path, monkeypatch) -> None:
+    path = stack(LIBRARY_SPEC, {"own": {"body": OWN_BODY}}, basic=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".hadolint.yaml").write_text("ignored: [DL3008]\n")
+    (elsewhere / "hadolint.yaml").write_text("ignored: [DL3008]\n")
+    monkeypatch.chdir(elsewhere)  # hadolint looks for ./.hadolint.yaml, then $XDG_CONFIG_HOME/hadolint.yaml
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(elsewhere))
+    assert [f.message.split()[0] for f in lint(path).findings] == ["DL3008"]
