@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterable
 
 import docker
 import docker.errors
-import docker.utils
 import requests
 
 from builder.adapters.containers import DockerContainers
 from builder.errors import Problem, SpecError
 from builder.plan.render import Mode
+from builder.reference import ImageRef, InvalidReference
 
 LineSink = Callable[[str], None]
 _STEP = re.compile(r"^#\d+ \[([^\]]+)\] (.*)$")
@@ -106,20 +106,19 @@ class Engine:
 
     def tag_id(self, image_id: str, ref: str) -> None:
         """Tag an image known by id (from `listing`) without inspecting it first."""
-        repository, tag = docker.utils.parse_repository_tag(ref)
-        self.client.api.tag(image_id, repository, tag or "latest")
+        self.client.api.tag(image_id, *_name_and_tag(ref))
 
     def untag(self, ref: str) -> None:
         """Remove one tag; the image stays while other tags or containers use it."""
         self.client.images.remove(ref, noprune=True)
 
     def tag(self, image: Any, ref: str) -> None:
-        repository, _, tag = ref.rpartition(":")
-        image.tag(repository, tag)
+        image.tag(*_name_and_tag(ref))
 
     def pull(self, ref: str, auth: dict[str, str] | None = None) -> Any:
-        repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
-        return self.client.images.pull(repository, tag=tag or "latest", auth_config=auth)
+        """Pull `ref`: by its digest when it has one (the engine accepts a digest where a tag goes), else its tag."""
+        parsed = ImageRef.parse(ref)
+        return self.client.images.pull(parsed.familiar_name, tag=parsed.digest or parsed.tag or "latest", auth_config=auth)
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
         """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
@@ -140,7 +139,7 @@ class Engine:
         return digest
 
     def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> Any:
-        repository, _, tag = ref.rpartition(":")
+        repository, tag = _name_and_tag(ref)
         changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())] + ['CMD ["bash"]']
         self.client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
         return self.client.images.get(ref)
@@ -225,6 +224,14 @@ class Engine:
             if "error" in chunk:
                 sink(chunk["error"])
                 raise BuildFailed(chunk["error"].strip(), step)
+
+
+def _name_and_tag(ref: str) -> tuple[str, str]:
+    """(repository, tag) to write a tag with; `latest` when `ref` has none, and a digest is no tag to write."""
+    parsed = ImageRef.parse(ref)
+    if parsed.digest is not None:
+        raise InvalidReference(ref, "a digest names content; it cannot be written as a tag")
+    return parsed.familiar_name, parsed.tag or "latest"
 
 
 def connect() -> docker.DockerClient:
