@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from builder.reference import normalize_registry
+
 USER_ENV, PASSWORD_ENV = "STACKS_REGISTRY_USER", "STACKS_REGISTRY_PASSWORD"
-DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
 def hint(host: str = "") -> str:
@@ -75,7 +76,7 @@ class DockerConfigCredentials:
 
         try:
             config = docker.auth.load_config()
-            entry = config.resolve_authconfig("docker.io" if host in DOCKER_HUB else host) or {}
+            entry = config.resolve_authconfig(normalize_registry(host)) or {}
         except docker.errors.DockerException as exc:
             raise CredentialError(f"cannot read credentials for {host} from the Docker config: {type(exc).__name__}") from None
         lookup = {k.lower(): v for k, v in entry.items()}

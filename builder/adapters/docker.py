@@ -24,13 +24,13 @@ from collections.abc import Iterable, Iterator
 
 import docker
 import docker.errors
-import docker.utils
 import requests
 
 from builder.adapters.containers import DockerContainers
 from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, EngineError, ImageInfo, LineSink, PushFailed
 from builder.errors import Problem, SpecError
 from builder.plan.render import Mode
+from builder.reference import ImageRef, InvalidReference
 
 _STEP = re.compile(r"^#\d+ \[([^\]]+)\] (.*)$")
 _CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
@@ -92,19 +92,19 @@ class DockerEngine:
 
     def tag(self, image: str, ref: str) -> None:
         """Tag an image known by id or reference without inspecting it first."""
-        repository, tag = docker.utils.parse_repository_tag(ref)
         with _translated():
-            self.client.api.tag(image, repository, tag or "latest")
+            self.client.api.tag(image, *_name_and_tag(ref))
 
     def untag(self, ref: str) -> None:
         with _translated():
             self.client.api.remove_image(ref, noprune=True)
 
     def pull(self, ref: str, auth: dict[str, str] | None = None) -> ImageInfo:
-        repository, tag = docker.utils.parse_repository_tag(ref)  # handles host:port/ and @sha256: digests
+        """Pull `ref`: by its digest when it has one (the engine accepts a digest where a tag goes), else its tag."""
+        parsed = ImageRef.parse(ref)
         with _translated():
-            self.client.api.pull(repository, tag=tag or "latest", auth_config=auth)
-            return ImageInfo.from_inspect(self.client.api.inspect_image(ref if tag else f"{repository}:latest"))
+            self.client.api.pull(parsed.familiar_name, tag=parsed.digest or parsed.tag or "latest", auth_config=auth)
+            return ImageInfo.from_inspect(self.client.api.inspect_image(ref if (parsed.digest or parsed.tag) else f"{ref}:latest"))
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
         """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
@@ -125,7 +125,7 @@ class DockerEngine:
         return digest
 
     def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> ImageInfo:
-        repository, _, tag = ref.rpartition(":")
+        repository, tag = _name_and_tag(ref)
         changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())] + ['CMD ["bash"]']
         with _translated():
             self.client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
@@ -211,6 +211,14 @@ class DockerEngine:
             if "error" in chunk:
                 sink(chunk["error"])
                 raise BuildFailed(chunk["error"].strip(), step)
+
+
+def _name_and_tag(ref: str) -> tuple[str, str]:
+    """(repository, tag) to write a tag with; `latest` when `ref` has none, and a digest is no tag to write."""
+    parsed = ImageRef.parse(ref)
+    if parsed.digest is not None:
+        raise InvalidReference(ref, "a digest names content; it cannot be written as a tag")
+    return parsed.familiar_name, parsed.tag or "latest"
 
 
 def connect() -> docker.DockerClient:

@@ -16,7 +16,8 @@ from typing import Any
 
 import requests
 
-from builder.adapters.credentials import DOCKER_HUB, Credentials, hint
+from builder.adapters.credentials import Credentials, hint
+from builder.reference import api_host, split_host_port
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -54,15 +55,12 @@ def classify(message: str) -> tuple[bool, bool]:
 
 def api_base(host: str) -> str:
     """The URL of the API: plain HTTP for loopback registries (the engine allows those insecure), else HTTPS."""
-    if host in DOCKER_HUB:
-        return "https://registry-1.docker.io"
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    name = name.strip("[]")
+    name, _ = split_host_port(host)
     try:
         loopback = ipaddress.ip_address(name).is_loopback
     except ValueError:
         loopback = name == "localhost"
-    return f"{'http' if loopback else 'https'}://{host}"
+    return f"{'http' if loopback else 'https'}://{api_host(host)}"
 
 
 @dataclass(frozen=True)

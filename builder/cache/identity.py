@@ -15,14 +15,17 @@ from collections.abc import Iterable
 
 from builder.adapters.engine import ImageInfo
 from builder.plan.plan import HASH_LABEL
+from builder.reference import ImageRef, InvalidReference
 
 
 def own_tag(tag: str, name: str, content_hash: str) -> bool:
     """`tag` is `<any prefix>/<name>:<hash[:12]>`: the content-addressed tag of a successful build of `name`."""
-    repository, _, version = tag.rpartition(":")
-    if "/" in version or version != content_hash[:12]:
+    try:
+        ref = ImageRef.parse(tag)
+    except InvalidReference:
         return False
-    return repository.rpartition("/")[2] == name and "/" in repository
+    return (ref.tag == content_hash[:12] and ref.digest is None and ref.basename == name
+            and "/" in ref.familiar_name)  # an official-image name (`name:hash`) has no prefix: not a stacks tag
 
 
 def is_own_build(image: ImageInfo, name: str, content_hash: str, cache_refs: Iterable[str] = ()) -> bool:

@@ -30,6 +30,7 @@ from builder.adapters.registry import Registry, RegistryError, classify
 from builder.cache.records import MEDIA_TYPE, TestRecord
 from builder.plan.labels import NAME_LABEL
 from builder.plan.plan import HASH_LABEL, Node
+from builder.reference import ImageRef, InvalidReference
 
 TAG_LIMIT = 128
 RECORD_SUFFIX = ".stacks-test"
@@ -46,17 +47,18 @@ class CacheHit:
     config: dict[str, Any] = field(default_factory=dict, compare=False)  # the image config (labels, os, created)
 
 
-def parse_location(text: str) -> tuple[str, str]:
-    """`HOST[:PORT]/PATH` -> (host, path); Docker Hub when the first part is no host (`user/cache`)."""
+def parse_location(text: str) -> ImageRef:
+    """`HOST[:PORT]/PATH` -> the cache's repository; Docker Hub when the first part is no host (`user/cache`)."""
     text = text.strip().strip("/")
     if "://" in text:
-        raise ValueError(f"cache location {text!r}: give HOST[:PORT]/PATH without a scheme")
-    first, _, rest = text.partition("/")
-    if not ("." in first or ":" in first or first == "localhost"):
-        first, rest = "docker.io", text
-    if not rest or ":" in rest or "@" in rest:
-        raise ValueError(f"cache location {text!r}: expected HOST[:PORT]/REPOSITORY (a repository, no tag)")
-    return first, rest
+        raise InvalidReference(text, "give HOST[:PORT]/PATH without a scheme", "cache location")
+    try:
+        location = ImageRef.parse(text)
+    except InvalidReference as exc:
+        raise InvalidReference(text, exc.reason, "cache location") from None
+    if location.tag is not None or location.digest is not None:
+        raise InvalidReference(text, "expected HOST[:PORT]/REPOSITORY (a repository, no tag)", "cache location")
+    return location
 
 
 def cache_tag(name: str, content_hash: str) -> str:
@@ -72,8 +74,8 @@ class RegistryCache:
 
     def __init__(self, location: str, engine: Engine, write: bool = True, warn: Callable[[str], None] = print,
                  registry: Registry | None = None, credentials: Credentials | None = None):
-        self.host, self.path = parse_location(location)
-        self.location = f"{self.host}/{self.path}"
+        self.repository = parse_location(location)
+        self.host, self.path, self.location = self.repository.registry, self.repository.repository, self.repository.name
         self.engine, self.write, self._warn = engine, write, warn
         self.registry = registry or Registry(self.host, credentials, timeout=15.0)
         self.enabled = True
@@ -81,11 +83,14 @@ class RegistryCache:
         self._hits: dict[str, CacheHit | None] = {}
 
     def ref(self, node: Node) -> str:
-        return f"{self.location}:{cache_tag(node.name, node.hash)}"
+        return self._tagged(cache_tag(node.name, node.hash))
 
     def latest_ref(self, node: Node) -> str:
         """The newest cached build of this name (any hash): where BuildKit imports unchanged layers from."""
-        return f"{self.location}:{cache_tag(node.name, 'latest')}"
+        return self._tagged(cache_tag(node.name, "latest"))
+
+    def _tagged(self, tag: str) -> str:
+        return str(self.repository.with_tag(tag))
 
     # --- reading -------------------------------------------------------------
 
@@ -110,9 +115,9 @@ class RegistryCache:
         config = json.loads(self.registry.blob(self.path, found.config))
         labels = (config.get("config") or {}).get("Labels") or {}
         if labels.get(HASH_LABEL) != node.hash or labels.get(NAME_LABEL) != node.name:
-            self._warn(f"cache: {self.location}:{tag} is not a build of {node.name} at this hash (labels differ); ignored")
+            self._warn(f"cache: {self._tagged(tag)} is not a build of {node.name} at this hash (labels differ); ignored")
             return None
-        return CacheHit(f"{self.location}:{tag}", found.digest, found.config, config)
+        return CacheHit(self._tagged(tag), found.digest, found.config, config)
 
     def record(self, node: Node, hit: CacheHit) -> TestRecord | None:
         """The test record stored with the hit, if it is about this very image and hash."""
@@ -136,7 +141,7 @@ class RegistryCache:
     def pull(self, node: Node, hit: CacheHit) -> bool:
         """Bring the hit into the engine under the node's local reference; False (warned) when that fails."""
         try:
-            image = self.engine.pull(f"{self.location}@{hit.digest}", self._auth())  # by digest: a re-push cannot swap it
+            image = self.engine.pull(str(self.repository.with_digest(hit.digest)), self._auth())  # by digest: a re-push cannot swap it
             if image is None or image.id != hit.image_id:
                 self._warn(f"cache: the pulled {hit.ref} is not the image the cache announced; building {node.name}")
                 return False
@@ -157,7 +162,7 @@ class RegistryCache:
         if image is None:
             return None
         tag = cache_tag(node.name, node.hash)
-        ref = f"{self.location}:{tag}"
+        ref = self._tagged(tag)
         self.engine.tag(image.id, ref)
         try:
             digest = self.engine.push(self.location, tag, self._auth())
@@ -248,7 +253,7 @@ def open_cache(location: str | None, engine: Engine, write: bool, warn: Callable
     if not location:
         return None
     try:
-        host, _ = parse_location(location)
+        host = parse_location(location).registry
         credentials = keychain.lookup(host) if keychain is not None else None
         return RegistryCache(location, engine, write, warn, credentials=credentials)
     except (ValueError, RegistryError, CredentialError) as exc:

@@ -5,7 +5,8 @@ causes it, not from a build twenty minutes in. The checks:
 
 * `schema` / `template`: everything `stacks plan` refuses (fragment.yaml and
   stacks.yaml against their schemas, template variables that are not
-  params, contracts, renders), with their file and line; and params named
+  params, contracts, renders, image references Docker would refuse, also
+  of pulled bases no image uses), with their file and line; and params named
   like a variable stacks sets (`here`, `cache`, `image`), which would be
   silently replaced by it.
 * `smoke-snippet`: a kernel fragment (named kernel-* or providing a
@@ -39,6 +40,7 @@ from builder.errors import Location, Problem, SpecError
 from builder.spec.builtin import search_path
 from builder.spec.fragments import BUILTINS, META_FILE, Fragment, FragmentLibrary, load_library
 from builder.plan.plan import Node, Plan, make_plan
+from builder.reference import ImageRef, InvalidReference
 from builder.spec.load import Spec, load_spec_partial
 from builder.spec.yamlsrc import MarkedDict, load_mapping, locate
 
@@ -171,12 +173,21 @@ def fragment_findings(fragment: Fragment) -> list[Finding]:
 
 
 def base_findings(spec: Spec) -> list[Finding]:
+    """Pulled bases (without axis values) are references Docker takes, pinned to a release tag or a digest;
+    `stacks plan` checks only the bases an image uses, and with the same message, so a used one is reported once."""
     found = []
     for key, base in spec.model.bases.items():
-        ref = base.pull
-        if ref and "{{" not in ref and not _pinned_ref(ref):
-            found.append(Finding("pinned", f"base '{key}' pulls '{ref}' without a tag other than latest",
-                                 spec.where("bases", key, "pull"), "error", "name a release tag or a digest (@sha256:...)"))
+        if not base.pull or "{{" in base.pull:
+            continue
+        where = spec.where("bases", key, "pull")
+        try:
+            ref = ImageRef.parse(base.pull)
+        except InvalidReference as exc:
+            found.append(_from_problem(Problem(f"base '{key}': {exc}", where)))
+            continue
+        if ref.digest is None and ref.tag in (None, "latest"):
+            found.append(Finding("pinned", f"base '{key}' pulls '{base.pull}' without a tag other than latest",
+                                 where, "error", "name a release tag or a digest (@sha256:...)"))
     return found
 
 
@@ -203,13 +214,6 @@ def _is_version_param(name: str) -> bool:
 
 def _unpinned(value: str) -> bool:
     return not value.strip() or bool(_UNPINNED.search(value.strip()))
-
-
-def _pinned_ref(ref: str) -> bool:
-    if "@sha256:" in ref:
-        return True
-    last = ref.rsplit("/", 1)[-1]
-    return ":" in last and last.rsplit(":", 1)[1] != "latest"
 
 
 def _at(data: MarkedDict, path: list[Any], file: Path) -> Location:

@@ -35,7 +35,8 @@ from builder.plan.labels import CREATED_LABEL, image_labels
 from builder.plan.plan import Node, Plan
 from builder.owned import write_file
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context
-from builder.plan.tags import REPOSITORY, TAG, repository
+from builder.plan.tags import repository
+from builder.reference import ImageRef, in_registry, is_reference, parse_prefix
 
 CACHE_KINDS = ("inline", "registry", "gha", "none")
 CA_VARIABLE = "STACKS_CA_FILE"
@@ -45,7 +46,6 @@ TARGET_KEYS = frozenset({
     "ssh", "cache-from", "cache-to", "output", "target", "pull", "no-cache", "network", "attest", "annotations",
     "inherits", "description", "entitlements", "shm-size", "ulimits", "matrix", "name", "call", "no-cache-filter",
 })
-_REFERENCE = re.compile(rf"^(?:[a-z0-9.-]+(?::\d+)?/)?{REPOSITORY.pattern[1:-1]}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$")
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def _target(plan: Plan, node: Node, kept: list[Node], options: BakeOptions, wher
     by_name = {n.name: n for n in kept}
     parent = by_name[node.parent] if node.parent else None
     labels = {k: v for k, v in image_labels(plan, node).items() if k != CREATED_LABEL}  # same plan, same file
-    refs = [f"{repository(plan.spec.model.settings, node.repo or node.name)}:{tag}" for tag in node.tags]
+    name = repository(plan.spec.model.settings, node.repo or node.name)
+    refs = [str(name.with_tag(tag)) for tag in node.tags]
     target: dict[str, Any] = {
         "description": (plan.spec.images[node.image].description if node.image else "") or node.name,
         "context": _path(folder, where),
@@ -130,8 +131,9 @@ def _parent_context(parent: Node, options: BakeOptions) -> dict[str, str]:
         return {parent.local_ref: f"target:{parent.name}"}
     if parent.kind == "bootstrap":
         ref = parent.local_ref
-        if options.bases_from:
-            ref = f"{options.bases_from.rstrip('/')}/{ref.split('/', 1)[1]}"
+        if options.bases_from:  # the same name and tag under another registry and namespace
+            local = ImageRef.parse(ref)
+            ref = in_registry(*parse_prefix(options.bases_from), local.basename).with_tag(local.tag).familiar
         return {parent.local_ref: f"docker-image://{ref}"}
     return {}  # pulled base: FROM already names it
 
@@ -142,7 +144,7 @@ def _cache(node: Node, refs: list[str], plan: Plan, options: BakeOptions) -> dic
     if options.cache == "gha":
         return {"cache-from": [f"type=gha,scope={node.name}"], "cache-to": [f"type=gha,scope={node.name},mode=max"]}
     if options.cache == "registry":
-        repo = options.cache_repo or repository(plan.spec.model.settings, node.repo or node.name)
+        repo = options.cache_repo or repository(plan.spec.model.settings, node.repo or node.name).name
         tag = node.name if options.cache_repo else f"cache-{node.name}"
         ref = f"{repo}:{tag}"
         return {"cache-from": [f"type=registry,ref={ref}"], "cache-to": [f"type=registry,ref={ref},mode=max"]}
@@ -206,13 +208,13 @@ def _check_target(target: Any, targets: dict[str, Any], root: Path | None) -> li
     if problems:
         return problems
     for tag in target.get("tags", []):
-        if not _REFERENCE.match(tag) or not TAG.match(tag.rsplit(":", 1)[-1]):
+        if not is_reference(tag):
             problems.append(f"tag '{tag}' is not a valid image reference")
     for platform in target.get("platforms", []):
         if not re.match(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", platform):
             problems.append(f"platform '{platform}' is not os/arch[/variant]")
     for key, value in target.get("contexts", {}).items():
-        if not _REFERENCE.match(key):
+        if not is_reference(key):
             problems.append(f"context name '{key}' is not a valid image reference (BuildKit parses it as one)")
         if value.startswith("target:"):
             parent = targets.get(value[len("target:"):])

@@ -20,6 +20,7 @@ from builder.plan.matrix import Variant
 from builder.spec.templating import render_text, template_variables
 from builder.spec.models import Base, Bootstrap
 from builder.spec.load import Spec
+from builder.reference import ImageRef, InvalidReference
 
 @dataclass(frozen=True)
 class BaseImage:
@@ -53,6 +54,11 @@ def base_for(spec: Spec, key: str, variant: Variant, problems: list[Problem]) ->
     except (jinja2.TemplateError, ValueError) as exc:
         problems.append(Problem(f"base '{key}': {exc}", spec.where("bases", key)))
         return BaseImage(name, key, base.pull, base.bootstrap, (), tuple(base.platforms), _unverified(base))
+    if rendered["pull"] is not None:
+        try:
+            ImageRef.parse(rendered["pull"])
+        except InvalidReference as exc:
+            problems.append(Problem(f"base '{key}': {exc}", spec.where("bases", key, "pull")))
     bootstrap = Bootstrap(**rendered["bootstrap"]) if rendered["bootstrap"] else None
     return BaseImage(name, key, rendered["pull"], bootstrap, provides, tuple(rendered["platforms"]), _unverified(base),
                      tuple(rendered["versions"].items()))

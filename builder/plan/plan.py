@@ -22,7 +22,7 @@ from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
 from builder.plan.sizes import parse_size
 from builder.spec.load import Spec, load_spec_partial
-from builder.plan.tags import check_repository, repository, tags_for
+from builder.plan.tags import repository, tags_for
 from builder.plan.versions import probe_names
 
 HASH_LABEL = "io.stacks.hash"
@@ -212,7 +212,7 @@ def _image_node(
     try:
         base = graph.nodes[root]["node"].base
         tags = tags_for(variant, spec.model.settings, content_hash, version_names=probe_names(item.chain, base))
-        check_repository(repository(spec.model.settings, repo))
+        repository(spec.model.settings, repo)
     except ValueError as exc:
         problems.append(Problem(f"image '{variant.name}': {exc}", spec.where("images", variant.image)))
         tags = []

@@ -9,7 +9,6 @@ real, and checked again, just before a push.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -18,15 +17,12 @@ import jinja2
 from builder.plan.matrix import Variant
 from builder.spec.templating import render_text, template_variables
 from builder.spec.models import Settings
+from builder.reference import TAG_GRAMMAR, ImageRef, in_registry, is_tag
 
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 #: variables whose values come from the built image
 LATE = frozenset({"versions", "date", "git_sha"})
 #: variables that pin a tag to one content: such tags never move, so they are pushed before the others
 PINNED = frozenset({"hash", "git_sha"})
-_GRAMMAR = ("use letters, digits, '_', '.', '-', at most 128 characters, not starting with '.' or '-'")
 
 
 @dataclass(frozen=True)
@@ -76,9 +72,9 @@ def planned_tags(variant: Variant, settings: Settings, content_hash: str, facts:
     for template in settings.tags:
         late = is_late(template)
         for name in _render(template, context):
-            if not TAG.match(name):
+            if not is_tag(name):
                 placeholder = " with placeholders for what is read from the built image" if late and facts is None else ""
-                raise ValueError(f"tag '{name}' (from template '{template}'{placeholder}) is not a valid Docker tag: {_GRAMMAR}")
+                raise ValueError(f"tag '{name}' (from template '{template}'{placeholder}) is not a valid Docker tag: use {TAG_GRAMMAR}")
             if not (late and facts is None):
                 tags.setdefault(name, Tag(name, template, moving=not template_variables(template) & PINNED))
     if variant.is_default and settings.latest:
@@ -115,13 +111,7 @@ def push_order(tags: Iterable[Tag]) -> list[Tag]:
     return sorted(tags, key=push_rank)
 
 
-def repository(settings: Settings, repo: str) -> str:
-    """The full repository name in the configured registry, e.g. docker.io/myorg/lab."""
-    parts = [settings.registry.host, settings.registry.namespace, repo]
-    return "/".join(p.strip("/") for p in parts if p)
-
-
-def check_repository(name: str) -> None:
-    path = name.split("/", 1)[1] if "/" in name and ("." in name.split("/")[0] or ":" in name.split("/")[0]) else name
-    if not REPOSITORY.match(path):
-        raise ValueError(f"'{name}' is not a valid repository name (lowercase letters, digits, separators . _ __ -)")
+def repository(settings: Settings, repo: str) -> ImageRef:
+    """The repository `repo` in the configured registry and namespace, e.g. docker.io/myorg/lab;
+    InvalidReference (a ValueError) when Docker would refuse the name."""
+    return in_registry(settings.registry.host, settings.registry.namespace, repo)

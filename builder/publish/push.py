@@ -27,6 +27,7 @@ from builder.plan.labels import rfc3339
 from builder.adapters.registry import Registry, RegistryError, classify
 from builder.publish.release import Release
 from builder.plan.tags import Tag, push_rank
+from builder.reference import same_registry
 
 MANIFEST = "push-manifest.json"
 Say = Callable[[str], None]
@@ -157,7 +158,7 @@ class Pusher:
 
     def _from_cache(self, release: Release, tag: str) -> str | None:
         """The digest after a registry-side copy from the cache, or None when the cache cannot serve this image."""
-        from builder.publish.remote import copy_manifest, same_registry
+        from builder.publish.remote import copy_manifest
 
         hit = self.cache.lookup(release.node) if self.cache is not None else None
         if hit is None or hit.image_id != release.image_id or not same_registry(self.cache.host, self.registry.host):

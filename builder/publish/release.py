@@ -23,7 +23,8 @@ from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
 from builder.spec.models import Registry, Settings
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.reports.report import TEST_REPORT, tested_images
-from builder.plan.tags import Facts, Tag, check_repository, late_templates, planned_tags, push_order, repository
+from builder.plan.tags import Facts, Tag, late_templates, planned_tags, push_order, repository
+from builder.reference import InvalidReference, parse_prefix
 from builder.plan.versions import VersionReport, commands, compare, declared, probes
 from builder.publish.versions import read_versions
 
@@ -39,7 +40,7 @@ class Release:
     """One image as it would be published."""
 
     node: Node
-    repository: str  # host/namespace/repo
+    repository: str  # fully qualified: host/namespace/repo (docker.io/library/repo for Docker Hub without namespace)
     path: str  # the repository's name inside the registry (namespace/repo; library/repo on Docker Hub)
     state: ReleaseState = NOT_BUILT
     image: ImageInfo | None = None  # the built image: in the engine, or only in the cache (`remote`); None until built
@@ -75,11 +76,8 @@ class RegistryImage:
 
 def parse_registry(text: str) -> Registry:
     """HOST[:PORT][/NAMESPACE] -> Registry; a first part without '.' or ':' (and not localhost) is a Docker Hub namespace."""
-    text = text.strip().strip("/")
-    first, _, rest = text.partition("/")
-    if "." in first or ":" in first or first == "localhost":
-        return Registry(host=first, namespace=rest)
-    return Registry(host="docker.io", namespace=text)
+    host, namespace = parse_prefix(text)
+    return Registry(host=host, namespace=namespace)
 
 
 def with_registry(settings: Settings, override: str | None) -> Settings:
@@ -87,14 +85,6 @@ def with_registry(settings: Settings, override: str | None) -> Settings:
     if not override:
         return settings
     return settings.model_copy(update={"registry": parse_registry(override)})
-
-
-def registry_path(settings: Settings, repo: str) -> str:
-    """The repository's name in the registry's API: namespace/repo (library/repo for Docker Hub without namespace)."""
-    namespace = settings.registry.namespace.strip("/")
-    if not namespace and settings.registry.host in ("docker.io", "index.docker.io"):
-        namespace = "library"
-    return "/".join(p for p in (namespace, repo) if p)
 
 
 def publishable(plan: Plan, nodes: list[Node], images: list[str]) -> list[Node]:
@@ -131,13 +121,11 @@ def prepare(plan: Plan, nodes: list[Node], engine: Engine | None, settings: Sett
 
 
 def _release(plan: Plan, node: Node, settings: Settings) -> Release:
-    repo = node.repo or node.name
-    release = Release(node, repository(settings, repo), registry_path(settings, repo))
     try:
-        check_repository(release.repository)
-    except ValueError as exc:
-        release.problems.append(str(exc))
-    return release
+        ref = repository(settings, node.repo or node.name)
+    except InvalidReference as exc:
+        return Release(node, exc.text, exc.text, problems=[str(exc)])
+    return Release(node, ref.name, ref.repository)
 
 
 def _built(engine: Engine, node: Node) -> ImageInfo | None:

@@ -14,11 +14,6 @@ import json
 from builder.adapters.registry import Registry, RegistryError
 
 
-def same_registry(cache_host: str, target_host: str) -> bool:
-    aliases = {"docker.io", "index.docker.io", "registry-1.docker.io"}
-    return cache_host == target_host or {cache_host, target_host} <= aliases
-
-
 def copy_manifest(registry: Registry, source: str, digest: str, target: str, tag: str) -> str:
     """Make `target:tag` serve manifest `source@digest` of the same registry; returns the digest it serves.
 

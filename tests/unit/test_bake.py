@@ -171,12 +171,23 @@ def good(plan: Plan, tmp_path: Path) -> dict:
     (lambda d: d["target"]["leaf"].update(secret=["stacks-ca"]), "secret 'stacks-ca'"),
     (lambda d: d.update(targets={}), "unknown top-level block 'targets'"),
     (lambda d: d["target"]["leaf"]["contexts"].update({"Bad Name": "target:mid"}), "context name 'Bad Name'"),
+    (lambda d: d["target"]["leaf"].update(tags=["registry.example.com/team/leaf@sha256:abc"]), "not a valid image reference"),
 ])
 def test_check_bake_finds_damage(good: dict, tmp_path: Path, damage, expected: str) -> None:
     document = copy.deepcopy(good)
     damage(document)
     problems = check_bake(document, tmp_path)
     assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize("tag", [
+    "team/leaf",  # no tag: bake pushes :latest (refused before: the part after the last ':' was read as the tag)
+    "registry.example.com:5000/team/leaf", "Registry.Example.com/team/leaf:1", "leaf@sha512:" + "a" * 128,
+])
+def test_check_bake_takes_every_docker_reference(good: dict, tmp_path: Path, tag: str) -> None:
+    document = copy.deepcopy(good)
+    document["target"]["leaf"]["tags"] = [tag]
+    assert check_bake(document, tmp_path) == []
 
 
 def test_graph_difference_names_what_differs(plan: Plan, tmp_path: Path) -> None:

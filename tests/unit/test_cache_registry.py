@@ -92,11 +92,17 @@ def labels(name=NODE.name, content_hash=H):
 
 
 def test_locations() -> None:
-    assert parse_location("127.0.0.1:5000/cache") == ("127.0.0.1:5000", "cache")
-    assert parse_location("ghcr.io/org/stacks-cache") == ("ghcr.io", "org/stacks-cache")
-    assert parse_location("someone/cache") == ("docker.io", "someone/cache")
-    for bad in ("127.0.0.1:5000", "https://ghcr.io/x", "ghcr.io/x:tag"):
-        with pytest.raises(ValueError):
+    def parts(text):
+        location = parse_location(text)
+        return location.registry, location.repository
+
+    assert parts("127.0.0.1:5000/cache") == ("127.0.0.1:5000", "cache")
+    assert parts("ghcr.io/org/stacks-cache") == ("ghcr.io", "org/stacks-cache")
+    assert parts("someone/cache") == ("docker.io", "someone/cache")
+    assert parts("cache") == ("docker.io", "library/cache")  # the path Docker Hub's API knows a one-part name by
+    for bad, reason in (("127.0.0.1:5000", "no tag"), ("https://ghcr.io/x", "without a scheme"), ("ghcr.io/x:tag", "no tag"),
+                        ("ghcr.io/Org/cache", "lowercase"), ("ghcr.io/x@sha256:" + "a" * 64, "no tag")):
+        with pytest.raises(ValueError, match=f"is not a valid cache location: .*{reason}"):
             parse_location(bad)
     assert len(cache_tag("n" * 200, H)) == 128 and cache_tag("n" * 200, H).endswith("-" + H)
     assert record_tag("sha256:" + "c" * 64) == "sha256-" + "c" * 64 + ".stacks-test"

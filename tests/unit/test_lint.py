@@ -143,6 +143,16 @@ def test_pulled_base_needs_a_tag(stack) -> None:
     found = run(stack, {}, spec=spec)
     assert [(f.rule, where(f)) for f in found] == [("pinned", "stacks.yaml:4")]
     assert run(stack, {}, spec=spec.replace("base:latest", "base:1.2")) == []
+    assert run(stack, {}, spec=spec.replace("base:latest", "base@sha512:" + "a" * 128)) == []  # any digest pins
+    assert [(f.rule, where(f)) for f in run(stack, {}, spec=spec.replace("example/base:latest", "localhost:5000/base"))] \
+        == [("pinned", "stacks.yaml:4")]
+
+
+def test_a_pulled_base_docker_cannot_parse_is_an_error_at_its_line(stack) -> None:
+    spec = SPEC.replace("images:", "  hub: {pull: \"Example/base:1.2\"}\nimages:")
+    found = run(stack, {}, spec=spec)
+    assert [(f.rule, where(f), f.level) for f in found] == [("schema", "stacks.yaml:4", "error")]
+    assert "'Example/base:1.2' is not a valid image reference" in found[0].message and "lowercase" in found[0].message
 
 
 # --- downloads -----------------------------------------------------------------

@@ -18,7 +18,7 @@ from builder.spec.models import DEFAULT_TAGS
 from builder.publish.push import PublishFailed, Step, manifest_document, retry, steps
 from builder.adapters.credentials import Credentials, DockerConfigCredentials, Keychain, StaticCredentials, default_keychain
 from builder.adapters.registry import RegistryError, api_base, classify
-from builder.publish.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals, registry_path
+from builder.publish.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals
 from builder.spec.load import load_spec
 from builder.plan.tags import Facts, Tag, planned_tags, push_order, tags_for
 from builder.plan.versions import VersionReport, compare, compatible, declared, probes
@@ -292,13 +292,16 @@ def test_registry_option(text: str, host: str, namespace: str) -> None:
 
 
 def test_registry_paths_and_api_addresses() -> None:
+    from builder.plan.tags import repository
     from builder.spec.models import Settings
 
-    assert registry_path(Settings(), "lab") == "library/lab"
-    assert registry_path(Settings.model_validate({"registry": {"host": "r:5000", "namespace": "a/b"}}), "lab") == "a/b/lab"
+    assert repository(Settings(), "lab").repository == "library/lab"
+    assert repository(Settings.model_validate({"registry": {"host": "r:5000", "namespace": "a/b"}}), "lab").repository == "a/b/lab"
     assert api_base("docker.io") == "https://registry-1.docker.io"
     assert api_base("127.0.0.1:5000") == "http://127.0.0.1:5000" and api_base("localhost:5000") == "http://localhost:5000"
     assert api_base("ghcr.io") == "https://ghcr.io" and api_base("[::1]:5000") == "http://[::1]:5000"
+    assert api_base("[::1]") == "http://[::1]"  # loopback without a port too
+    assert api_base("index.docker.io") == "https://registry-1.docker.io"
 
 
 def test_explicit_credentials_never_show_the_password() -> None:

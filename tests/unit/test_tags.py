@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import SpecError
-from builder.plan.tags import TAG, check_repository, repository
+from builder.plan.tags import repository
+from builder.reference import is_tag
 
 from .helpers import plan_of
 
@@ -70,7 +71,7 @@ def test_invalid_tag_from_a_template_is_refused_at_plan_time(stack) -> None:
     (".hidden", False), ("-dash", False), ("a+b", False), ("a/b", False), ("x" * 128, True), ("x" * 129, False),
 ])
 def test_tag_grammar(tag: str, ok: bool) -> None:
-    assert bool(TAG.match(tag)) is ok
+    assert is_tag(tag) is ok
 
 
 def test_tag_template_error(stack) -> None:
@@ -109,11 +110,25 @@ def test_repository_names() -> None:
     from builder.spec.models import Settings
 
     settings = Settings.model_validate({"registry": {"host": "registry.example.com:5000", "namespace": "team/sub"}})
-    assert repository(settings, "lab") == "registry.example.com:5000/team/sub/lab"
-    check_repository(repository(settings, "lab"))
-    assert repository(Settings(), "lab") == "docker.io/lab"
-    with pytest.raises(ValueError, match="not a valid repository name"):
-        check_repository("docker.io/Team/lab")
+    assert str(repository(settings, "lab")) == "registry.example.com:5000/team/sub/lab"
+    assert str(repository(Settings(), "lab")) == "docker.io/library/lab"  # the name Docker Hub's API knows it by
+    team = Settings.model_validate({"registry": {"namespace": "Team"}})
+    with pytest.raises(ValueError, match=r"'docker\.io/Team/lab' is not a valid repository name: .*lowercase"):
+        repository(team, "lab")
+
+
+def test_a_registry_docker_would_read_as_a_namespace_is_refused(stack) -> None:
+    path = stack("settings: {registry: {host: myregistry, namespace: team}}\n" + AXES + "images:\n  lab: {base: debian, axes: [os]}\n")
+    problem = plan_problems(path)[0]
+    assert "'myregistry/team/lab' is not a valid repository name: the registry 'myregistry' has no '.' or port" in problem.message
+
+
+def test_a_pulled_base_is_checked_at_plan_time(stack) -> None:
+    path = stack(AXES.replace('"debian:{{ os }}"', '"debian:{{ os }}+x"') + "images:\n  lab: {base: debian, axes: [os]}\n")
+    problem = plan_problems(path)[0]
+    assert problem.message.startswith("base 'debian': 'debian:bookworm+x' is not a valid image reference: the tag 'bookworm+x'")
+    line = problem.location.file.read_text().splitlines()[problem.location.line - 1]
+    assert line[problem.location.column - 1:].startswith('"debian:{{ os }}+x"')
 
 
 def test_bad_namespace_is_refused_at_plan_time(stack) -> None:
