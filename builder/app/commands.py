@@ -48,7 +48,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
 
     ws = Workspace(spec_file=spec_file, out=out, say=say)
     engine = ws.engine
-    description = engine.describe()
+    description = f"{engine.describe()}; at {ws.engine_address.describe()}"  # which engine, and why that one
     _say(description)
     plan = ws.build_plan
     nodes = ws.select(plan, images, only_verified)

@@ -145,6 +145,7 @@ def test_build_test_and_no_op_reach_only_the_current_contexts_engine(second_engi
     built = run_stacks("build", "side", cwd=folder, env=env)
     assert built.returncode == 0, built.stderr[-4000:]
     assert "building with BuildKit" in built.stderr, built.stderr[-2000:]  # the CLI path, not the SDK's classic builder
+    assert f"at {second_engine} (from docker context 'second' ({config / 'config.json'}))" in built.stderr
     report = json.loads((folder / "build" / "report.json").read_text())
     refs = {image["name"]: image["ref"] for image in report["images"]}
     hashes = {image["hash"] for image in report["images"] if image["name"] in ("root", "side")}  # the base is shared

@@ -171,3 +171,14 @@ def test_testinfra_runs_its_commands_in_the_container_it_is_given() -> None:
     assert host.check_output("whoami") == "jovyan"
     assert container.calls[-1] == (["/bin/sh", "-c", "whoami"], "jovyan")
     assert host.backend.get_connection_type() == "docker"
+
+
+def test_a_receipt_is_named_by_the_engine_it_vouches_for(config: Path) -> None:
+    """`docker context use` changes no variable, but the same build on another engine is not answered from a receipt."""
+    from builder.app import noop
+    from builder.cache.receipt import invocation_key
+
+    env = {"DOCKER_CONFIG": str(config)}
+    before = invocation_key(noop._invocation(["build"], engine_address(env).host), env)
+    (config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    assert invocation_key(noop._invocation(["build"], engine_address(env).host), env) != before
