@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder.adapters.docker import detect  # noqa: E402
+from builder.app.workspace import Workspace  # noqa: E402
 from builder.plan.plan import load_plan  # noqa: E402
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET, write_context  # noqa: E402
 
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--images", nargs="*", default=[])
     args = parser.parse_args()
 
-    engine = detect()
+    engine = Workspace().engine
     assert engine.mode == "buildkit" and engine.cli, "the benchmark compares BuildKit builds"
     work = Path(tempfile.mkdtemp(prefix="stacks-bench-"))
     repo = work / "repo"

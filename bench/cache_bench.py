@@ -44,7 +44,7 @@ import docker  # noqa: E402
 import yaml  # noqa: E402
 
 from build_bench import ca_bundle_file, plain_builds  # noqa: E402
-from builder.adapters.docker import detect  # noqa: E402
+from builder.app.workspace import Workspace  # noqa: E402
 from builder.plan.plan import load_plan  # noqa: E402
 
 SMALL = {
@@ -171,7 +171,7 @@ def main() -> None:
                         help="also prune the BuildKit cache for each fresh runner (the whole engine's: not on a shared one)")
     args = parser.parse_args()
 
-    engine = detect()
+    engine = Workspace().engine
     client = engine.client
     work = Path(tempfile.mkdtemp(prefix="stacks-cache-bench-"))
     prefix = f"cachebench{uuid.uuid4().hex[:6]}"

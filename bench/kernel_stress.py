@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from builder.adapters.containers import RunSpec  # noqa: E402
-from builder.adapters.docker import detect  # noqa: E402
+from builder.app.workspace import Workspace  # noqa: E402
 from builder.check import idle  # noqa: E402
 from builder.check.options import kernel_slots  # noqa: E402
 from builder.plan.plan import load_plan  # noqa: E402
@@ -56,7 +56,7 @@ def main() -> int:
     plan = load_plan(ROOT / "stacks.yaml", "buildkit")
     nodes = [plan[name] for name in args.images]
     probe = args.probe.read_text() if args.probe else None
-    runner = detect().containers
+    runner = Workspace().engine.containers
     rounds = []
     for number in range(1, args.rounds + 1):
         started = time.monotonic()

@@ -24,10 +24,12 @@ from collections.abc import Iterable, Iterator
 
 import docker
 import docker.errors
+import docker.tls
 import requests
 
 from builder.adapters.containers import DockerContainers
 from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, EngineError, ImageInfo, LineSink, PushFailed
+from builder.adapters.engine_address import EngineAddress
 from builder.errors import Problem, SpecError
 from builder.plan.render import Mode
 from builder.reference import ImageRef, InvalidReference
@@ -58,6 +60,8 @@ class DockerEngine:
     mode: Mode
     cli: str | None
     reason: str
+    #: the whole environment of docker CLI children (the composition root's, DOCKER_HOST included)
+    child_env: dict[str, str] = field(default_factory=dict)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _procs: set[subprocess.Popen] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -166,7 +170,7 @@ class DockerEngine:
         if request.inline_cache:
             cmd += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         cmd.append(str(request.context))
-        env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        env = {**self.child_env, "DOCKER_BUILDKIT": "1"}
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True, text=True,
             errors="replace",
@@ -221,40 +225,55 @@ def _name_and_tag(ref: str) -> tuple[str, str]:
     return parsed.familiar_name, parsed.tag or "latest"
 
 
-def connect() -> docker.DockerClient:
+def connect(address: EngineAddress) -> docker.DockerClient:
+    """The SDK client of the engine at `address` (never the SDK's own reading of the environment)."""
     try:
-        client = docker.from_env(timeout=600)
+        client = docker.DockerClient(base_url=address.host, tls=_tls(address), timeout=600,
+                                     use_ssh_client=address.host.startswith("ssh://"))
         client.ping()
         return client
     except docker.errors.DockerException as exc:
         raise SpecError([Problem(
-            f"cannot reach the Docker engine: {exc}",
-            hint="start dockerd (or Docker Desktop), or point DOCKER_HOST at a running engine",
+            f"cannot reach the Docker engine at {address.describe()}: {exc}",
+            hint="start dockerd (or Docker Desktop, colima, ...), or choose the engine with DOCKER_HOST, "
+                 "DOCKER_CONTEXT or `docker context use`",
         )]) from None
+
+
+def _tls(address: EngineAddress) -> docker.tls.TLSConfig | bool:
+    """The SDK's TLS settings from the certificates the address names (DOCKER_CERT_PATH or the context's)."""
+    if not address.tls:
+        return False
+    folder = Path(address.cert_path) if address.cert_path else None
+    ca, cert, key = ((folder / name if folder and (folder / name).is_file() else None)
+                     for name in ("ca.pem", "cert.pem", "key.pem"))
+    return docker.tls.TLSConfig(client_cert=(str(cert), str(key)) if cert and key else None,
+                                ca_cert=str(ca) if ca and address.verify else None, verify=address.verify)
 
 
 DEFAULT_CLIS = ("/usr/bin/docker", "/usr/local/bin/docker")
 
 
-def detect(client: docker.DockerClient | None = None, forced: str = "", clis: Iterable[str | None] = (),
+def detect(client: docker.DockerClient, child_env: dict[str, str], forced: str = "", clis: Iterable[str | None] = (),
            probe_cache: Path | None = None) -> DockerEngine:
-    """Connect and choose the build path. `forced` ("classic" or "buildkit", from STACKS_BUILDER) skips the
-    choice; `clis` are tried first, then `docker` on PATH and the usual places; probe answers are kept in
-    `probe_cache` (per CLI binary and daemon version)."""
-    client = client or connect()
+    """Choose the build path on a connected engine. `child_env` is the whole environment of docker CLI
+    children (its DOCKER_HOST names the client's engine); `forced` ("classic" or "buildkit", from
+    STACKS_BUILDER) skips the choice; `clis` are tried first, then `docker` on the children's PATH and the
+    usual places; probe answers are kept in `probe_cache` (per CLI binary, engine and daemon version)."""
     forced = forced.lower()
     if forced == "classic":
-        return DockerEngine(client, "classic", None, "STACKS_BUILDER=classic")
+        return DockerEngine(client, "classic", None, "STACKS_BUILDER=classic", child_env)
     failures = []
-    daemon = client.version().get("Version", "?")
-    for cli in _candidate_clis((*clis, shutil.which("docker"), *DEFAULT_CLIS)):
-        ok, why = _cached_probe(cli, daemon, probe_cache)
+    daemon = f"{child_env.get('DOCKER_HOST', '')}:{client.version().get('Version', '?')}"
+    for cli in _candidate_clis((*clis, shutil.which("docker", path=child_env.get("PATH")), *DEFAULT_CLIS)):
+        ok, why = _cached_probe(cli, daemon, probe_cache, child_env)
         if ok:
-            return DockerEngine(client, "buildkit", cli, "probe build succeeded")
+            return DockerEngine(client, "buildkit", cli, "probe build succeeded", child_env)
         failures.append(f"{cli}: {why}")
     if forced == "buildkit":
         raise SpecError([Problem("STACKS_BUILDER=buildkit, but no docker CLI could build with BuildKit: " + "; ".join(failures))])
-    return DockerEngine(client, "classic", None, "no docker CLI could build with BuildKit" + (f" ({'; '.join(failures)})" if failures else ""))
+    return DockerEngine(client, "classic", None, "no docker CLI could build with BuildKit" + (f" ({'; '.join(failures)})" if failures else ""),
+                  child_env)
 
 
 def _candidate_clis(names: Iterable[str | None]) -> list[str]:
@@ -268,7 +287,7 @@ def _candidate_clis(names: Iterable[str | None]) -> list[str]:
     return found
 
 
-def _cached_probe(cli: str, daemon: str, cache: Path | None) -> tuple[bool, str]:
+def _cached_probe(cli: str, daemon: str, cache: Path | None, env: dict[str, str]) -> tuple[bool, str]:
     """Probe once per (CLI binary, daemon version): the answer does not change in between."""
     real = os.path.realpath(cli)
     key = f"{real}:{os.stat(real).st_mtime_ns}:{daemon}"
@@ -281,7 +300,7 @@ def _cached_probe(cli: str, daemon: str, cache: Path | None) -> tuple[bool, str]
     if key in known:
         ok, why = known[key]
         return bool(ok), str(why)
-    result = _probe_buildkit(cli)
+    result = _probe_buildkit(cli, env)
     known[key] = list(result)
     if cache is not None:
         try:
@@ -292,7 +311,7 @@ def _cached_probe(cli: str, daemon: str, cache: Path | None) -> tuple[bool, str]
     return result
 
 
-def _probe_buildkit(cli: str) -> tuple[bool, str]:
+def _probe_buildkit(cli: str, env: dict[str, str]) -> tuple[bool, str]:
     """Build a one-line image with BuildKit and a secret: the features stacks relies on."""
     with tempfile.TemporaryDirectory(prefix="stacks-probe-") as tmp:
         Path(tmp, "Dockerfile").write_text("FROM scratch\nLABEL io.stacks.probe=1\n")
@@ -300,7 +319,7 @@ def _probe_buildkit(cli: str) -> tuple[bool, str]:
         try:
             result = subprocess.run(
                 [cli, "build", "-q", "--secret", f"id=probe,src={tmp}/secret", tmp],
-                env={**os.environ, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True, timeout=120,
+                env={**env, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True, timeout=120,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, str(exc)

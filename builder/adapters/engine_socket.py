@@ -17,18 +17,20 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from builder.adapters.engine_address import EngineAddress
+
 MAX_ANSWER = 256 * 1024 * 1024  # a listing of many thousand images is a few MB
 
 
-def _connect(docker_host: str, tls: bool, timeout: float) -> socket.socket | None:
-    url = urlsplit(docker_host)
+def _connect(address: EngineAddress, timeout: float) -> socket.socket | None:
+    url = urlsplit(address.host)
     try:
         if url.scheme == "unix" and url.path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
             sock.connect(url.path)
             return sock
-        if url.scheme == "tcp" and url.hostname and not tls:
+        if url.scheme == "tcp" and url.hostname and not address.tls:
             return socket.create_connection((url.hostname, url.port or 2375), timeout=timeout)
     except OSError:
         return None
@@ -86,9 +88,9 @@ class Answer:
         return None
 
 
-def ask(docker_host: str, path: str, tls: bool = False, timeout: float = 5.0) -> Answer:
-    """Send `GET path` now; read the answer later with `.json()`."""
-    sock = _connect(docker_host, tls, timeout)
+def ask(address: EngineAddress, path: str, timeout: float = 5.0) -> Answer:
+    """Send `GET path` to the engine at `address` now; read the answer later with `.json()`."""
+    sock = _connect(address, timeout)
     if sock is not None:
         try:
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
@@ -102,11 +104,11 @@ def images_of(answer: Any) -> list[dict[str, Any]] | None:
     return answer if isinstance(answer, list) else None
 
 
-def list_images(docker_host: str, tls: bool = False) -> list[dict[str, Any]] | None:
+def list_images(address: EngineAddress) -> list[dict[str, Any]] | None:
     """Every row (Id, RepoTags, Labels, Size, ...) of the engine's image listing."""
-    return images_of(ask(docker_host, "/images/json", tls).json())
+    return images_of(ask(address, "/images/json").json())
 
 
-def daemon_version(docker_host: str, tls: bool = False) -> str | None:
+def daemon_version(address: EngineAddress) -> str | None:
     """The daemon's `Server` header ("Docker/20.10.24 (linux)"), from `/_ping`: far cheaper than `/version`."""
-    return ask(docker_host, "/_ping", tls).header("Server")
+    return ask(address, "/_ping").header("Server")

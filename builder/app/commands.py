@@ -48,7 +48,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
 
     ws = Workspace(spec_file=spec_file, out=out, say=say)
     engine = ws.engine
-    description = engine.describe()
+    description = f"{engine.describe()}; at {ws.engine_address.describe()}"  # which engine, and why that one
     _say(description)
     plan = ws.build_plan
     nodes = ws.select(plan, images, only_verified)
@@ -78,7 +78,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     _say(f"report: {json_path} and {md_path}")
     if receipt is not None:
         complete = not failed and not stop.is_set() and options.cache is None
-        noop.record(receipt, ws.env, plan, nodes, out, inputs, digest, notes, description, options.jobs, complete)
+        noop.record(receipt, ws.env, ws.engine_address, plan, nodes, out, inputs, digest, notes, description, options.jobs, complete)
     if stop.is_set():
         return 130
     if failed:

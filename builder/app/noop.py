@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.adapters.engine_socket import ask, daemon_version, images_of, list_images
-from builder.app.environment import cache_dir, docker_host, docker_tls
+from builder.adapters.engine_address import EngineAddress
+from builder.app.environment import cache_dir, engine_address
 from builder.cache.receipt import Receipt, ReceiptNode, ReceiptStore, inputs_digest, invocation_key, still_true
 
 if TYPE_CHECKING:
@@ -46,11 +47,11 @@ def answer(argv: Sequence[str], env: Mapping[str, str], say: Callable[[str], Non
     if not applies(argv):
         return None
     started = time.monotonic()
-    receipt = _store(env).load(invocation_key({"argv": list(argv)}, env))
+    address = engine_address(env)
+    receipt = _store(env).load(invocation_key(_invocation(argv, address.host), env))
     if receipt is None:
         return None
-    host, tls = docker_host(env), docker_tls(env)
-    ping, listing = ask(host, "/_ping", tls), ask(host, "/images/json", tls)  # answered while we hash
+    ping, listing = ask(address, "/_ping"), ask(address, "/images/json")  # answered while we hash
     unchanged = inputs_digest(Path(p) for p in receipt.inputs) == receipt.digest
     same_engine = ping.header("Server") == receipt.engine_version
     rows = images_of(listing.json())
@@ -64,6 +65,12 @@ def answer(argv: Sequence[str], env: Mapping[str, str], say: Callable[[str], Non
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(receipt.written))
     say(f"nothing changed since the build of {when}: inputs and images as it left them (docs/cache.md)")
     return 0
+
+
+def _invocation(argv: Sequence[str], host: str) -> dict[str, Any]:
+    """What names a receipt besides the environment: the command line and the engine (a context switched with
+    `docker context use` changes no variable, but another engine's images vouch for nothing)."""
+    return {"argv": list(argv), "engine": host}
 
 
 def _cached_results(receipt: Receipt, sizes: Mapping[str, Any]) -> list[ImageResult]:
@@ -85,14 +92,13 @@ def _report(results: list[ImageResult], out: Path, receipt: Receipt, started: fl
     say(f"report: {json_path} and {md_path}")
 
 
-def record(argv: Sequence[str], env: Mapping[str, str], plan: Plan, nodes: list[Node], out: Path,
+def record(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress, plan: Plan, nodes: list[Node], out: Path,
            inputs: Sequence[Path], digest: str, notes: Sequence[str], engine: str, jobs: int, complete: bool) -> None:
     """After a full build of `stacks ARGV`: leave a receipt when it completed and every image is where it
     says, else drop any receipt of that command line."""
-    store, key = _store(env), invocation_key({"argv": list(argv)}, env)
-    host, tls = docker_host(env), docker_tls(env)
-    rows = list_images(host, tls) if complete else None
-    version = daemon_version(host, tls) if rows is not None else None
+    store, key = _store(env), invocation_key(_invocation(argv, address.host), env)
+    rows = list_images(address) if complete else None
+    version = daemon_version(address) if rows is not None else None
     found = _receipt_nodes(plan, nodes, rows) if rows is not None else None
     if found is None or version is None:
         store.drop(key)

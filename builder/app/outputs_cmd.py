@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from builder.adapters.docker import DockerEngine, connect
+from builder.adapters.engine_address import EngineAddress
 from builder.app.workspace import Workspace
 from builder.build.site import SiteError, ca_bundle
 from builder.errors import SpecError, raise_if_any
@@ -88,10 +89,10 @@ def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, plat
         click.echo(table(matrix))
 
 
-def _engine_check(say: Say) -> Callable[[str], bool] | None:
-    """`built(ref)` against the local engine, or None (with a warning) when none answers."""
+def _engine_check(address: EngineAddress, say: Say) -> Callable[[str], bool] | None:
+    """`built(ref)` against the engine at `address`, or None (with a warning) when none answers."""
     try:
-        engine = DockerEngine(connect(), "classic", None, "inspect only")
+        engine = DockerEngine(connect(address), "classic", None, "inspect only")
     except SpecError as exc:
         say(f"warning: {exc.problems[0].message}; not checking that the images are built")
         return None
@@ -104,7 +105,8 @@ def run_hub_config(spec_file: Path, out: Path, manifest: Path | None, say: Say =
     plan = ws.plan()
     settings = plan.spec.model.hub or HubSettings()
     refs = manifest_refs(manifest) if manifest is not None else {}
-    hub = hub_plan(plan, settings, refs, _engine_check(_err), docker_socket_gid(ws.docker_host))
+    address = ws.engine_address
+    hub = hub_plan(plan, settings, refs, _engine_check(address, _err), docker_socket_gid(address.host))
     raise_if_any(password_problems(plan, hub, {**dotenv(out / ".env"), **ws.env}))
     for warning in version_warnings(plan, hub):
         click.echo(f"warning: {warning}", err=True)

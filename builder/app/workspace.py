@@ -19,8 +19,9 @@ from pathlib import Path
 
 from builder.adapters.credentials import (PASSWORD_ENV, USER_ENV, DockerConfigCredentials, Keychain, StaticCredentials,
                                           default_keychain)
-from builder.adapters.docker import detect
+from builder.adapters.docker import connect, detect
 from builder.adapters.engine import Engine
+from builder.adapters.engine_address import EngineAddress
 from builder.app import environment
 from builder.build.images import BuildOptions
 from builder.cache.records import RecordStore
@@ -94,19 +95,26 @@ class Workspace:
     # --- adapters ---------------------------------------------------------------
 
     @cached_property
+    def engine_address(self) -> EngineAddress:
+        """The one engine of this command, found as the docker CLI finds it (`builder.app.environment`)."""
+        return environment.engine_address(self.env)
+
+    @cached_property
+    def child_env(self) -> dict[str, str]:
+        """The whole environment of the tool's child processes (docker CLI, Chromium): what they need, with
+        the engine's address spelled out (`environment.CHILD_NAMES`), never the whole process environment."""
+        return environment.child_environment(self.env, self.engine_address)
+
+    @cached_property
     def engine(self) -> Engine:
-        return detect(forced=self.env.get("STACKS_BUILDER", ""), clis=(self.env.get("STACKS_DOCKER_CLI"),),
-                      probe_cache=self.cache_dir / "engine-probe.json")
+        return detect(connect(self.engine_address), self.child_env, forced=self.env.get("STACKS_BUILDER", ""),
+                      clis=(self.env.get("STACKS_DOCKER_CLI"),), probe_cache=self.cache_dir / "engine-probe.json")
 
     @cached_property
     def cache_keychain(self) -> Keychain:
         """For the cache: `docker login HOST` first (in CI, the job's token for GHCR), then the explicit
         credentials, which usually belong to the release registry."""
         return Keychain((DockerConfigCredentials(), StaticCredentials(self.env.get(USER_ENV), self.env.get(PASSWORD_ENV))))
-
-    @property
-    def docker_host(self) -> str:
-        return environment.docker_host(self.env)
 
     @cached_property
     def keychain(self) -> Keychain:
@@ -152,7 +160,8 @@ class Workspace:
     def check_options(self, engine: Engine) -> CheckOptions:
         """The hardware checks may use (STACKS_HARDWARE, else detected on the engine) and the browser."""
         hardware = detect_hardware(engine.containers, self.env.get("STACKS_HARDWARE"))
-        return CheckOptions(out_dir=self.out, hardware=hardware, chromium=self.env.get("STACKS_CHROMIUM") or None)
+        return CheckOptions(out_dir=self.out, hardware=hardware, chromium=self.env.get("STACKS_CHROMIUM") or None,
+                            child_env=self.child_env)
 
     def retry_policy(self) -> RetryPolicy:
         """From STACKS_PUSH_ATTEMPTS and STACKS_PUSH_BACKOFF."""

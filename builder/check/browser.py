@@ -10,11 +10,11 @@ launcher. Without Chromium on this machine the check is "not run", never passed.
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from builder.check.result import CheckResult
@@ -41,8 +41,10 @@ def chromium(configured: str | None = None) -> str | None:
 
 
 def launcher_checks(server: Server, image: str, fragment: str, out_dir: Path,
-                    configured: str | None = None) -> list[CheckResult]:
-    """The launcher with the token, the login page without; `configured` names the browser (None: look for one)."""
+                    configured: str | None = None, env: Mapping[str, str] | None = None) -> list[CheckResult]:
+    """The launcher with the token, the login page without; `configured` names the browser (None: look for one),
+    `env` is the browser's environment (the composition root's; its HOME is replaced by a throw-away profile)."""
+    env = env or {}
     shown = CheckResult(image, "JupyterLab shows the launcher in a browser (with the token)", fragment, "browser",
                         expected="a .jp-Launcher element with a notebook card for every kernel: "
                                  + ", ".join(_display_names(server)))
@@ -59,7 +61,7 @@ def launcher_checks(server: Server, image: str, fragment: str, out_dir: Path,
     with shown.timed():
         dom = ""
         for _ in range(ATTEMPTS):  # the first load may still be compiling assets; look again
-            dom = _render(exe, f"{server.base_url}lab?token={server.token}", shot)
+            dom = _render(exe, f"{server.base_url}lab?token={server.token}", shot, env)
             if LAUNCHER.search(dom):
                 break
         cards = notebook_cards(dom)
@@ -71,7 +73,7 @@ def launcher_checks(server: Server, image: str, fragment: str, out_dir: Path,
         if shot.is_file():
             shown.artifact = str(shot.relative_to(out_dir))
     with hidden.timed():
-        dom = _render(exe, f"{server.base_url}lab", None)
+        dom = _render(exe, f"{server.base_url}lab", None, env)
         login = LOGIN.search(dom) is not None
         hidden.verdict(login and not LAUNCHER.search(dom), f"page title: {_title(dom)}; login field "
                        + ("shown" if login else "missing") + "; launcher " + ("shown" if LAUNCHER.search(dom) else "not shown"))
@@ -82,14 +84,14 @@ def _display_names(server: Server) -> list[str]:
     return sorted(spec.get("spec", {}).get("display_name", name) for name, spec in server.kernelspecs.items())
 
 
-def _render(exe: str, url: str, screenshot: Path | None) -> str:
+def _render(exe: str, url: str, screenshot: Path | None, env: Mapping[str, str]) -> str:
     """The DOM after BUDGET_MS of virtual time (and a screenshot of it), from a fresh profile."""
     with tempfile.TemporaryDirectory(prefix="stacks-chromium-") as profile:
         args = [exe, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={BUDGET_MS}", "--dump-dom"]
         if screenshot is not None:  # absolute: Chromium runs in the throw-away profile folder
             args.append(f"--screenshot={screenshot.resolve()}")
         done = subprocess.run([*args, url], capture_output=True, text=True, timeout=120, check=False,
-                              env={**os.environ, "HOME": profile}, cwd=profile)
+                              env={**env, "HOME": profile}, cwd=profile)
     return done.stdout
 
 

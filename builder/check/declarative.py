@@ -1,11 +1,17 @@
 """Declarative checks of fragment.yaml: `run:` commands through the container interface, the rest
-through pytest-testinfra's docker backend.
+through pytest-testinfra's modules, whose commands run through the same container interface.
 
 A check states what must be true (a file's mode, an account's uid, a
 package's version, an environment variable, a label, or a command's output)
 and testinfra finds out what is, inside a running container of the image. A
 failed check reports both sides in the same words, so the difference is
 visible without re-running anything.
+
+testinfra's own docker backend shells out to whichever `docker` is on PATH,
+which finds its engine by itself (DOCKER_HOST, DOCKER_CONTEXT, the current
+context): possibly not the engine the image was built on. `ContainerBackend`
+runs testinfra's commands with `Container.exec` instead, on the connection
+the composition root opened to the one engine of the run.
 """
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import testinfra
+import testinfra.backend.base
+import testinfra.host
 
 from builder.adapters.containers import Container
 from builder.spec.models import AccountExpect, Check, FileExpect, PackageExpect
@@ -21,9 +28,27 @@ from builder.spec.models import AccountExpect, Check, FileExpect, PackageExpect
 Verdict = tuple[bool, str, str]  # (passed, expected, got)
 
 
-def host_for(container: str, user: str | None = None) -> Any:
-    """A testinfra host that runs `docker exec` in `container` (as `user` when given)."""
-    return testinfra.get_host(f"docker://{user}@{container}" if user else f"docker://{container}")
+class ContainerBackend(testinfra.backend.base.BaseBackend):
+    """A testinfra backend that runs each command with `Container.exec` (as `user` when given)."""
+
+    NAME = "docker"  # testinfra's modules treat it as the docker backend it replaces
+
+    def __init__(self, container: Container, user: str | None = None):
+        super().__init__(container.name)
+        self.container, self.user = container, user
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> testinfra.backend.base.CommandResult:
+        cmd = self.get_command(command, *args)
+        done = self.container.exec(["/bin/sh", "-c", cmd], user=self.user, split=True)
+        return self.result(done.exit_code if done.exit_code is not None else -1, self.encode(cmd), done.stdout, done.stderr)
+
+
+def host_for(container: Container, user: str | None = None) -> Any:
+    """A testinfra host whose commands run in `container` (as `user` when given)."""
+    backend = ContainerBackend(container, user)
+    host = testinfra.host.Host(backend)
+    backend.set_host(host)
+    return host
 
 
 def evaluate(check: Check, container: Container, labels: dict[str, str]) -> Verdict:
@@ -32,7 +57,7 @@ def evaluate(check: Check, container: Container, labels: dict[str, str]) -> Verd
         return _labels(check.label, labels)
     if check.kind == "run":
         return _run(container, check)
-    host = host_for(container.name, check.user)
+    host = host_for(container, check.user)
     kinds: dict[str, Callable[[Any, Any], Verdict]] = {"file": _file, "account": _account, "package": _package, "env": _env}
     return kinds[check.kind](host, getattr(check, check.kind))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +25,13 @@ class CheckOptions:
 
     `hardware` is what this machine offers checks that `need` it ({"gpu"});
     `chromium` is the configured browser (a name or path; None: look for
-    Debian's chromium); screenshots and other artifacts go under `out_dir`.
+    Debian's chromium); screenshots and other artifacts go under `out_dir`;
+    `child_env` is the whole environment of the processes checks start (the
+    browser), built by the composition root.
     """
 
     out_dir: Path = Path("build")
     hardware: frozenset[str] = frozenset()
     chromium: str | None = None
     kernels: threading.Semaphore = field(default_factory=kernel_slots)  # shared by every image of the run
+    child_env: Mapping[str, str] = field(default_factory=dict)

@@ -52,7 +52,7 @@ def server_and_browser(target: Target, runner: ContainerRunner, options: CheckOp
     if lab is None:
         return server.standalone_checks(target, runner, options)
     return server.standalone_checks(target, runner, options, while_up=lambda up: browser.launcher_checks(
-        up, target.node.name, lab, options.out_dir, options.chromium))
+        up, target.node.name, lab, options.out_dir, options.chromium, options.child_env))
 
 
 SUITES: tuple[Suite, ...] = (

@@ -274,7 +274,7 @@ def test_major_version_mismatch_and_closed_logins_are_warned_about(stack) -> Non
 
 
 def test_command_writes_config_compose_and_env_example(stack, tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("builder.app.outputs_cmd._engine_check", lambda say: None)
+    monkeypatch.setattr("builder.app.outputs_cmd._engine_check", lambda address, say: None)
     path = make(stack, "hub: {offer: [single], authenticator: {kind: github, allow_all: true}}\n")
     out = tmp_path / "hub"
     code, stdout, stderr = run(capsys, "hub-config", "-f", str(path), "--out", str(out))
@@ -291,7 +291,7 @@ def test_command_writes_config_compose_and_env_example(stack, tmp_path, capsys, 
 def test_dummy_admin_password_shorter_than_32_characters_is_refused_up_front(stack, tmp_path, capsys, monkeypatch) -> None:
     """JupyterHub's SharedPasswordAuthenticator stops the Hub on a short admin password: under compose's
     `restart: unless-stopped` that is a crash loop, so hub-config and the generated config refuse it first."""
-    monkeypatch.setattr("builder.app.outputs_cmd._engine_check", lambda say: None)
+    monkeypatch.setattr("builder.app.outputs_cmd._engine_check", lambda address, say: None)
     monkeypatch.delenv("JUPYTERHUB_DUMMY_ADMIN_PASSWORD", raising=False)
     monkeypatch.delenv("JUPYTERHUB_DUMMY_PASSWORD", raising=False)
     path = make(stack, "hub: {offer: [single], authenticator: {kind: dummy}}\n")

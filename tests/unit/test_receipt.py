@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.adapters.engine_address import EngineAddress
 from builder.adapters.engine_socket import ask, images_of
 from builder.app import noop
 from builder.cache.receipt import Receipt, ReceiptNode, ReceiptStore, inputs_digest, invocation_key, still_true
@@ -164,7 +165,7 @@ def ping(server: str = "Docker/20.10.24 (linux)") -> bytes:
 
 def test_the_engine_socket_reads_the_listing_and_the_daemon(tmp_path: Path) -> None:
     engine = FakeDaemonSocket(tmp_path / "docker.sock", {"/images/json": http([row()]), PING: ping()})
-    host = f"unix://{tmp_path / 'docker.sock'}"
+    host = EngineAddress(f"unix://{tmp_path / 'docker.sock'}")
     try:
         daemon, listing = ask(host, PING), ask(host, "/images/json")  # both sent before either is read
         assert images_of(listing.json()) == [row()] and daemon.header("Server") == "Docker/20.10.24 (linux)"
@@ -180,16 +181,16 @@ def test_the_engine_socket_gives_up_on_what_it_cannot_read(tmp_path: Path) -> No
         "/chunked": http([], headers="Transfer-Encoding: chunked"),
         "/broken": b"HTTP/1.0 200 OK\r\n\r\n{not json",
         "/empty": b""})
-    host = f"unix://{tmp_path / 'docker.sock'}"
+    host = EngineAddress(f"unix://{tmp_path / 'docker.sock'}")
     try:
         assert ask(host, "/chunked").json() is None
         assert ask(host, "/broken").json() is None
         assert ask(host, "/empty").json() is None
     finally:
         engine.close()
-    assert ask(f"unix://{tmp_path / 'nobody-listens.sock'}", PING).header("Server") is None
-    assert ask("ssh://user@host", PING).json() is None  # only the Docker SDK speaks SSH
-    assert ask("tcp://127.0.0.1:2376", PING, tls=True).json() is None  # nor TLS
+    assert ask(EngineAddress(f"unix://{tmp_path / 'nobody-listens.sock'}"), PING).header("Server") is None
+    assert ask(EngineAddress("ssh://user@host"), PING).json() is None  # only the Docker SDK speaks SSH
+    assert ask(EngineAddress("tcp://127.0.0.1:2376", tls=True), PING).json() is None  # nor TLS
     assert images_of({"message": "x"}) is None
 
 
@@ -200,7 +201,7 @@ def test_a_receipt_answers_the_same_build_and_nothing_else(tmp_path: Path, monke
     env = {"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
     argv = ["build", "--out", "out"]
     inputs = (str(root / "stacks.yaml"), str(root / "frag"))
-    kept = Receipt(invocation_key({"argv": argv}, env), inputs, inputs_digest(Path(p) for p in inputs), (node(),),
+    kept = Receipt(invocation_key(noop._invocation(argv, env["DOCKER_HOST"]), env), inputs, inputs_digest(Path(p) for p in inputs), (node(),),
                    ("--only-verified: leaving out 1 unverified image: x",), "Docker engine 20.10", "Docker/20.10.24 (linux)",
                    "stacks.yaml", "out", 2, 1.0)
     ReceiptStore(tmp_path / "cache" / "stacks" / "receipts").save(kept)
