@@ -37,7 +37,8 @@ SECOND = 1_000_000_000
 
 @pytest.fixture(scope="module")
 def images(reference: dict) -> dict[str, str]:
-    return {"lab": reference["lab-bookworm"]["ref"], "singleuser": reference["singleuser-bookworm"]["ref"]}
+    return {"lab": reference["lab-bookworm"]["ref"], "singleuser": reference["singleuser-bookworm"]["ref"],
+            "minimal": reference["minimal-bookworm"]["ref"]}
 
 
 # --- user options -----------------------------------------------------------------------------
@@ -288,6 +289,15 @@ HEALTH_CASES = [
                env={"JUPYTER_PORT": "8765", "JUPYTER_TOKEN": TOKEN}, port=8765,
                probes=(Probe("a/b/api/kernelspecs", 200, TOKEN), Probe("a/b/api/kernelspecs", 403))),
     HealthCase("jupyter-server-command", env={"DOCKER_STACKS_JUPYTER_CMD": "server"}, probes=(Probe("api", 200),)),
+    # The interface switch of docker-stacks where Notebook 7 is installed (the minimal image); every
+    # server loads the enabled extensions, so /tree answering proves Notebook 7 is there.
+    HealthCase("minimal-jupyter-lab-command", image="minimal", env={"DOCKER_STACKS_JUPYTER_CMD": "lab", "JUPYTER_TOKEN": TOKEN},
+               probes=(Probe("lab", 200, TOKEN), Probe("api/kernelspecs", 403))),
+    HealthCase("minimal-jupyter-notebook-command", image="minimal",
+               env={"DOCKER_STACKS_JUPYTER_CMD": "notebook", "JUPYTER_TOKEN": TOKEN},
+               probes=(Probe("tree", 200, TOKEN), Probe("api/kernelspecs", 200, TOKEN), Probe("api/kernelspecs", 403))),
+    HealthCase("minimal-jupyter-server-command", image="minimal", env={"DOCKER_STACKS_JUPYTER_CMD": "server", "JUPYTER_TOKEN": TOKEN},
+               probes=(Probe("api/kernelspecs", 200, TOKEN), Probe("api/kernelspecs", 403))),
     HealthCase("started-as-root", user="root", probes=(Probe("api", 200),)),
     HealthCase("root-renamed-user", user="root", env={"NB_USER": "alice"}, probes=(Probe("api", 200),)),
     HealthCase("root-changed-uid-gid", user="root", env={"NB_UID": "1010", "NB_GID": "110"}, probes=(Probe("api", 200),)),

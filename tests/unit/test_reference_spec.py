@@ -74,3 +74,22 @@ def test_ci_builds_the_polyglot_image_with_every_buildable_kernel(plan: Plan) ->
     kernels = {a.fragment.meta.kernel.name for a in polyglot.chain if a.fragment.meta.kernel}
     assert kernels == {"python3", "tslab", "java", "kotlin", "ir", "bash", "cpp17"}
     assert polyglot.size_budget == 2_500_000_000 and ci["lab-bookworm"].size_budget == 600_000_000
+
+
+def test_ci_builds_the_minimal_level_under_every_kernel_image_and_lab_stays_lean(plan: Plan) -> None:
+    ci = {node.name: node for node in plan.select(only_verified=True)}
+    assert {"minimal-bookworm", "minimal-trixie"} <= set(ci)
+    assert ci["minimal-bookworm"].size_budget == 850_000_000
+    for name in ("polyglot-bookworm", "polyglot-trixie", "pytorch-bookworm", "tensorflow-bookworm", "polyglot-all-bookworm"):
+        fragments = {a.name for a in plan[name].chain}
+        assert {"cli-tools", "notebook"} <= fragments, name
+    lab = {a.name for a in ci["lab-bookworm"].chain}
+    assert not lab & {"cli-tools", "notebook"}
+
+
+def test_the_pdf_image_is_left_out_of_ci_for_time_and_says_so(plan: Plan) -> None:
+    ci = {node.name for node in plan.select(only_verified=True)}
+    assert "minimal-pdf-bookworm" not in ci and "minimal-pdf-bookworm" in {node.name for node in plan}
+    reason = plan.spec.library.fragments["nbconvert-pdf"].meta.unverified_reason or ""
+    assert "CI time" in reason
+    assert "STACKS_EXTRA ?= minimal-pdf" in (ROOT / "Makefile").read_text(encoding="utf-8")
