@@ -74,3 +74,22 @@ def test_ci_builds_the_polyglot_image_with_every_buildable_kernel(plan: Plan) ->
     kernels = {a.fragment.meta.kernel.name for a in polyglot.chain if a.fragment.meta.kernel}
     assert kernels == {"python3", "tslab", "java", "kotlin", "ir", "bash", "cpp17"}
     assert polyglot.size_budget == 2_500_000_000 and ci["lab-bookworm"].size_budget == 600_000_000
+
+
+def test_ci_builds_the_all_in_one_image_with_every_reachable_kernel(plan: Plan) -> None:
+    ci = {node.name: node for node in plan.select(only_verified=True)}
+    everything = ci["polyglot-all-trixie"]
+    kernels = {a.fragment.meta.kernel.name for a in everything.chain if a.fragment.meta.kernel}
+    assert kernels == {"python3", "tslab", "java", "kotlin", "ir", "bash", "cpp17", "gophernotes", "rust"}
+    assert everything.size_budget == 3_500_000_000
+    assert "polyglot-all-bookworm" not in {node.name for node in plan}  # bookworm's rustc is too old for evcxr
+
+
+def test_the_upstream_kernels_stay_in_unverified_images_that_say_why(plan: Plan) -> None:
+    nodes = {node.name: node for node in plan}
+    upstream = nodes["polyglot-upstream-trixie"]
+    assert not upstream.verified
+    reasons = " ".join(upstream.unverified)
+    for fragment in ("miniforge", "kernel-xeus-cling", "kernel-almond", "kernel-iracket"):
+        assert f"fragment '{fragment}'" in reasons
+    assert not nodes["upstream-kernels-bookworm-3.12"].verified
