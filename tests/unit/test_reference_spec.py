@@ -80,7 +80,7 @@ def test_ci_builds_the_minimal_level_under_every_kernel_image_and_lab_stays_lean
     ci = {node.name: node for node in plan.select(only_verified=True)}
     assert {"minimal-bookworm", "minimal-trixie"} <= set(ci)
     assert ci["minimal-bookworm"].size_budget == 850_000_000
-    for name in ("polyglot-bookworm", "polyglot-trixie", "pytorch-bookworm", "tensorflow-bookworm", "polyglot-all-bookworm"):
+    for name in ("polyglot-bookworm", "polyglot-trixie", "pytorch-bookworm", "tensorflow-bookworm", "polyglot-all-trixie"):
         fragments = {a.name for a in plan[name].chain}
         assert {"cli-tools", "notebook"} <= fragments, name
     lab = {a.name for a in ci["lab-bookworm"].chain}
@@ -93,3 +93,22 @@ def test_the_pdf_image_is_left_out_of_ci_for_time_and_says_so(plan: Plan) -> Non
     reason = plan.spec.library.fragments["nbconvert-pdf"].meta.unverified_reason or ""
     assert "CI time" in reason
     assert "STACKS_EXTRA ?= minimal-pdf" in (ROOT / "Makefile").read_text(encoding="utf-8")
+
+
+def test_ci_builds_the_all_in_one_image_with_every_reachable_kernel(plan: Plan) -> None:
+    ci = {node.name: node for node in plan.select(only_verified=True)}
+    everything = ci["polyglot-all-trixie"]
+    kernels = {a.fragment.meta.kernel.name for a in everything.chain if a.fragment.meta.kernel}
+    assert kernels == {"python3", "tslab", "java", "kotlin", "ir", "bash", "cpp17", "gophernotes"}
+    assert everything.size_budget == 2_200_000_000
+    assert "polyglot-all-bookworm" not in {node.name for node in plan}  # one variant: one Go compile in CI
+
+
+def test_the_upstream_kernels_stay_in_unverified_images_that_say_why(plan: Plan) -> None:
+    nodes = {node.name: node for node in plan}
+    upstream = nodes["polyglot-upstream-trixie"]
+    assert not upstream.verified
+    reasons = " ".join(upstream.unverified)
+    for fragment in ("kernel-evcxr", "miniforge", "kernel-xeus-cling", "kernel-almond", "kernel-iracket"):
+        assert f"fragment '{fragment}'" in reasons
+    assert not nodes["upstream-kernels-bookworm-3.12"].verified
