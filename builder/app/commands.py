@@ -22,7 +22,7 @@ from builder.build.images import build_nodes, why_build
 from builder.build.site import SiteError
 from builder.build.progress import Progress
 from builder.cache.receipt import inputs_digest
-from builder.reports.report import write_reports
+from builder.reports.report import write_reports, write_test_reports
 
 FAILED_STATES = ("failed", "skipped", "cancelled")
 
@@ -120,54 +120,22 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
               force: bool = False, cache: tuple[str | None, bool] = (None, False),
               allow_not_run: tuple[str, ...] = ()) -> int:
     """`stacks test`: smoke-test built images; nothing that is not built is tested; passed earlier = skipped."""
-    from builder.cache.skipping import RecordedVersions, run_tests_by_record
-    from builder.plan.versions import commands, probes
-    from builder.publish.versions import read_versions
-    from builder.check.gate import apply_gate
-    from builder.reports.report import write_test_reports
-    from builder.check.smoke import size_check, smoke_image
-
     ws = workspace(spec_file, out)
-    engine, plan = ws.engine, ws.build_plan
+    plan = ws.build_plan
     nodes = [n for n in ws.select(plan, images, only_verified) if n.kind == "image"]
     if images:
         wanted = set(images)
         nodes = [n for n in nodes if n.name in wanted or n.image in wanted]
-    local = {n.name: engine.image(n.local_ref) for n in nodes}
-    remote = ws.registry_cache(plan, cache)
-    missing = [n.name for n in nodes if local[n.name] is None and (remote is None or remote.lookup(n) is None)]
+    stage = ws.test_stage(plan, jobs, force, cache, allow_not_run)
+    missing = stage.missing(nodes)
     if missing:
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
-    options = ws.check_options(engine)
-    click.echo(f"testing {len(nodes)} images (hardware: {', '.join(sorted(options.hardware)) or 'no GPU'})", err=True)
-
-    def one(node):
-        results = smoke_image(engine.containers, node, options)
-        budget = size_check(engine, node)
-        results = apply_gate(node, results + ([budget] if budget else []), frozenset(allow_not_run))
-        failed = [r for r in results if r.status == "failed"]
-        click.echo(f"{'FAILED' if failed else 'passed'} {node.name}: {len(results) - len(failed)}/{len(results)} checks", err=True)
-        for r in failed:
-            click.echo(f"    {r.name} ({r.fragment}): expected {r.expected}; got {r.got[-300:]}", err=True)
-        return results
-
-    def versions(node):
-        """Read once here, kept in the record: `stacks push` then pulls no image that is only in the cache."""
-        if not node.push:
-            return None
-        wanted = probes(node.chain, plan[node.root].base)
-        report = read_versions(engine.containers, node.local_ref, node.name, wanted)
-        return RecordedVersions(commands(wanted), report.versions, report.failures)
-
-    run = run_tests_by_record(nodes, {name: image.id for name, image in local.items() if image is not None}, one,
-                              lambda line: click.echo(line, err=True), jobs or max(1, os.cpu_count() or 1), ws.records,
-                              force, cache=remote, waived=frozenset(allow_not_run), versions_of=versions)
-    results = run.results
-    paths = write_test_reports(results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
-    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "not run")}
-    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(run.ran)} images"
-               + (f"; {len(run.earlier)} passed earlier (cached; --force tests them again)" if run.earlier else ""), err=True)
-    click.echo("JUnit XML: " + str(paths[2]), err=True)
-    click.echo("reports: " + ", ".join(str(p) for p in (*paths[:2], out / "report.md") if p.exists()), err=True)
-    return 1 if any(r.status == "failed" for r in results) or run.unavailable else 0
-
+    _say(f"testing {len(nodes)} images (hardware: {', '.join(sorted(stage.options.hardware)) or 'no GPU'})")
+    run = stage.run(plan, nodes, _say)
+    paths = write_test_reports(run.results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
+    counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "not run")}
+    _say(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(run.ran)} images"
+         + (f"; {len(run.earlier)} passed earlier (cached; --force tests them again)" if run.earlier else ""))
+    _say("JUnit XML: " + str(paths[2]))
+    _say("reports: " + ", ".join(str(p) for p in (*paths[:2], out / "report.md") if p.exists()))
+    return 1 if run.failed else 0

@@ -28,6 +28,7 @@ from builder.cache.records import RecordStore
 from builder.cache.registry_cache import RegistryCache, open_cache
 from builder.build.site import Site
 from builder.check.options import CheckOptions
+from builder.check.run import TestStage
 from builder.check.smoke import detect_hardware
 from builder.errors import Problem, SpecError
 from builder.plan.plan import Node, Plan, load_plan
@@ -156,6 +157,12 @@ class Workspace:
             site=self.site(plan, ca_certs),
             lock_dir=self.cache_dir / "locks",
         )
+
+    def test_stage(self, plan: Plan, jobs: int | None, force: bool, cache: tuple[str | None, bool],
+                   allow_not_run: tuple[str, ...]) -> TestStage:
+        """`stacks test`, wired: the engine, the check options, the records and the registry cache of this run."""
+        return TestStage(self.engine, self.check_options(self.engine), self.records, self.registry_cache(plan, cache),
+                         jobs or max(1, os.cpu_count() or 1), force, frozenset(allow_not_run))
 
     def check_options(self, engine: Engine) -> CheckOptions:
         """The hardware checks may use (STACKS_HARDWARE, else detected on the engine) and the browser."""

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from builder.adapters.bootstrap import bootstrap_tarball
 from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, Engine, ImageInfo
@@ -28,8 +28,17 @@ from builder.build.results import ImageResult
 from builder.build.scheduler import BuildStatus, Outcome, Task, run_dag
 from builder.build.site import Site
 from builder.cache.identity import own_build
+from builder.cache.registry_cache import RegistryCache
 
 LOG_TAIL = 30
+
+
+class ProgressSink(Protocol):
+    """Where the build says what it does (builder.build.progress.Progress on a terminal)."""
+
+    def started(self, node: Node) -> None: ...
+    def building(self, node: Node, reasons: list[str]) -> None: ...
+    def done(self, result: ImageResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -38,13 +47,15 @@ class BuildOptions:
     jobs: int = 1
     site: Site = field(default_factory=Site)
     lock_dir: Path = Path("build/locks")  # per-hash locks; the Workspace puts them in the user's cache
-    cache: Any = None  # a builder.cache.registry_cache.RegistryCache, or None
+    cache: RegistryCache | None = None
 
 
 def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
-    """(cached?, reasons): reasons name what changed since this image was last built here."""
-    if _present(engine, node):
+    """(cached?, reasons): reasons name what changed since this image was last built here. Changes nothing."""
+    if _own_image(engine, node) is not None:
         return True, ["an image with this content hash exists"]
+    if node.kind == "pull":
+        return False, ["not present locally: will pull"]
     previous = _latest_with_label(engine, NAME_LABEL, node.name)
     old = None
     if previous is not None:
@@ -52,68 +63,20 @@ def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
             old = json.loads(previous.labels.get(INPUTS_LABEL, "null"))
         except json.JSONDecodeError:
             old = None
-    if node.kind == "pull":
-        return False, ["not present locally: will pull"]
     return False, explain_change(old, node.inputs)
 
 
-def build_nodes(
-    plan: Plan, nodes: list[Node], engine: Engine, options: BuildOptions, progress: Any, stop: threading.Event
-) -> list[ImageResult]:
+def build_nodes(plan: Plan, nodes: list[Node], engine: Engine, options: BuildOptions, progress: ProgressSink,
+                stop: threading.Event) -> list[ImageResult]:
     """Build `nodes` (parents first); returns one result per node, in the same order."""
     results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget) for n in nodes}
     (options.out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    secrets, build_args = options.site.build_environment(options.out_dir)
     by_name = {n.name: n for n in nodes}
-
-    listing = engine.listing(HASH_LABEL)  # one call serves every unchanged image
-    prefix = plan.spec.model.settings.local_prefix
-    cache = options.cache
-
-    def make(node: Node, result: ImageResult) -> None:
-        _make(plan, node, engine, options, secrets, build_args, result)
+    run = _BuildRun(plan, engine, options, progress, *options.site.build_environment(options.out_dir),
+                    engine.listing(HASH_LABEL))  # one listing serves every unchanged image
 
     def work(task: Task) -> Outcome:
-        node, result = by_name[task.name], results[task.name]
-        started = time.monotonic()
-        latest = f"{prefix}/{node.name}:latest"
-        status: BuildStatus
-        try:
-            image = own_build(listing, node.name, node.hash, node.local_ref) if node.kind != "pull" else None
-            if image is not None and node.local_ref in image.tags:
-                status, result.reasons = "cached", ["an image with this content hash exists"]
-            else:
-                with _hash_lock(options.lock_dir, node.hash):
-                    cached, result.reasons = why_build(engine, node)
-                    hit = None if cached or cache is None else cache.lookup(node)
-                    if cached:
-                        status = "cached"
-                    elif hit is not None:  # pulled only when something here needs it (a child to build, a test)
-                        status, result.reasons = "cached", [f"in the cache as {hit.ref}"]
-                    else:
-                        progress.building(node, result.reasons)
-                        _ensure_local(plan, node.parent, engine, cache, make, options.lock_dir)
-                        make(node, result)
-                        status = "built"
-                        if cache is not None:
-                            cache.push_image(node)
-                image = _listed(engine, node)
-            if status == "cached" and image is not None and cache is not None and node.kind != "pull" \
-                    and cache.lookup(node) is None:
-                cache.push_image(node)  # built here earlier, before the cache was used: fill it
-            if image is not None and node.kind != "pull" and latest not in image.tags:
-                engine.tag(image.id, latest)
-            result.size = image.size if image is not None else None
-        except Cancelled:
-            status, result.error = "cancelled", "run interrupted"
-        except BuildFailed as exc:
-            status, result.error, result.step = "failed", str(exc), exc.step
-        except Exception as exc:  # engine errors (API, disk full...) fail this image only
-            status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-        result.seconds = round(time.monotonic() - started, 1)
-        if status == "failed" and result.log:
-            result.log_tail = _tail(Path(result.log), LOG_TAIL)
-        return Outcome(node.name, status, result, result.error or "")
+        return run.node(by_name[task.name], results[task.name])
 
     def done(outcome: Outcome) -> None:
         result = results[outcome.name]
@@ -128,6 +91,83 @@ def build_nodes(
     for name, outcome in outcomes.items():
         results[name].status = outcome.status
     return [results[n.name] for n in nodes]
+
+
+@dataclass
+class _BuildRun:
+    """One `stacks build`: the steps every node goes through, with what they share."""
+
+    plan: Plan
+    engine: Engine
+    options: BuildOptions
+    progress: ProgressSink
+    secrets: dict[str, Path]
+    build_args: dict[str, str]
+    listing: list[ImageInfo]
+
+    @property
+    def cache(self) -> RegistryCache | None:
+        return self.options.cache
+
+    def node(self, node: Node, result: ImageResult) -> Outcome:
+        """Find or make the node's image, fill the cache with it, give it `latest`; failures stay this node's."""
+        started = time.monotonic()
+        status: BuildStatus
+        try:
+            status, image = self._found_here(node, result) or self._obtain(node, result)
+            if status == "cached" and image is not None:
+                self._backfill(node)
+            self._tag_latest(node, image)
+            result.size = image.size if image is not None else None
+        except Cancelled:
+            status, result.error = "cancelled", "run interrupted"
+        except BuildFailed as exc:
+            status, result.error, result.step = "failed", str(exc), exc.step
+        except Exception as exc:  # engine errors (API, disk full...) fail this image only
+            status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        result.seconds = round(time.monotonic() - started, 1)
+        if status == "failed" and result.log:
+            result.log_tail = _tail(Path(result.log), LOG_TAIL)
+        return Outcome(node.name, status, result, result.error or "")
+
+    def _found_here(self, node: Node, result: ImageResult) -> tuple[BuildStatus, ImageInfo | None] | None:
+        """The node's own image under this run's reference, from the run's one listing (no lock, no request)."""
+        image = own_build(self.listing, node.name, node.hash, node.local_ref) if node.kind != "pull" else None
+        if image is None or node.local_ref not in image.tags:
+            return None
+        result.reasons = ["an image with this content hash exists"]
+        return "cached", image
+
+    def _obtain(self, node: Node, result: ImageResult) -> tuple[BuildStatus, ImageInfo | None]:
+        """Under the hash lock: here after all (another run made it), in the cache, or built here."""
+        with _hash_lock(self.options.lock_dir, node.hash):
+            cached, result.reasons = why_build(self.engine, node)
+            if cached:
+                _present(self.engine, node)  # under another prefix: give it this run's reference
+                return "cached", _listed(self.engine, node)
+            hit = self.cache.lookup(node) if self.cache is not None else None
+            if hit is not None:  # pulled only when something here needs it (a child to build, a test)
+                result.reasons = [f"in the cache as {hit.ref}"]
+                return "cached", None
+            self.progress.building(node, result.reasons)
+            _ensure_local(self.plan, node.parent, self.engine, self.cache, self._make, self.options.lock_dir)
+            self._make(node, result)
+            if self.cache is not None:
+                self.cache.push_image(node)
+            return "built", _listed(self.engine, node)
+
+    def _backfill(self, node: Node) -> None:
+        """An image built here before the cache was used goes into the cache."""
+        if self.cache is not None and node.kind != "pull" and self.cache.lookup(node) is None:
+            self.cache.push_image(node)
+
+    def _tag_latest(self, node: Node, image: ImageInfo | None) -> None:
+        latest = f"{self.plan.spec.model.settings.local_prefix}/{node.name}:latest"
+        if image is not None and node.kind != "pull" and latest not in image.tags:
+            self.engine.tag(image.id, latest)
+
+    def _make(self, node: Node, result: ImageResult) -> None:
+        _make(self.plan, node, self.engine, self.options, self.secrets, self.build_args, result)
 
 
 def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets: dict, build_args: dict, result: ImageResult) -> None:
@@ -162,7 +202,8 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None), sink)
 
 
-def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: Any, make: Callable[[Node, ImageResult], None],
+def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: RegistryCache | None,
+                  make: Callable[[Node, ImageResult], None],
                   lock_dir: Path) -> None:
     """Make the image `name` present in the engine (a child is about to build FROM it): it is there, or it is
     pulled from the cache, or (the cache announced it but could not give it) built here, its ancestors first."""
@@ -173,18 +214,22 @@ def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: Any, make
         if _present(engine, node):
             return
         hit = cache.lookup(node) if cache is not None else None
-        if hit is not None and cache.pull(node, hit):
+        if cache is not None and hit is not None and cache.pull(node, hit):
             return
         _ensure_local(plan, node.parent, engine, cache, make, lock_dir)
         make(node, ImageResult(node.name, node.kind, node.parent, node.hash, node.local_ref))
 
 
+def _own_image(engine: Engine, node: Node) -> ImageInfo | None:
+    """The node's own image: under its local reference, or under another prefix. Changes nothing."""
+    if node.kind == "pull":
+        return engine.image(node.local_ref)
+    return own_build(_labelled(engine, HASH_LABEL, node.hash), node.name, node.hash, node.local_ref)
+
+
 def _present(engine: Engine, node: Node) -> bool:
     """The node's own image is here: under its local reference, or under another prefix (then tagged back)."""
-    if node.kind == "pull":
-        return engine.image(node.local_ref) is not None
-    rows = _labelled(engine, HASH_LABEL, node.hash)
-    image = own_build(rows, node.name, node.hash, node.local_ref)
+    image = _own_image(engine, node)
     if image is None:
         return False
     if node.local_ref not in image.tags:

@@ -7,7 +7,7 @@ print feeds the tag templates (`{{ versions.python }}`), and every version the
 spec declares in `provides` (`python=3.11`, a base's `cuda=12.6`) must be
 compatible with what the image reports before anything is pushed: a tag must
 never say 3.12 on an image that runs 3.11. Running the commands is
-publish/versions.py's job; this module only plans and compares.
+check/versions.py's job; this module only plans and compares.
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from builder.reports.report import TEST_REPORT, tested_images
 from builder.plan.tags import Facts, Tag, late_templates, planned_tags, push_order, repository
 from builder.reference import InvalidReference, parse_prefix
 from builder.plan.versions import VersionReport, commands, compare, declared, probes
-from builder.publish.versions import read_versions
+from builder.check.versions import read_versions
 
 ReleaseState = Literal["ready", "not built", "untested", "tested at another hash"]
 READY: Final = "ready"

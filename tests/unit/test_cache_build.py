@@ -87,3 +87,19 @@ def test_an_own_build_under_another_prefix_is_reused_and_tagged(stack, tmp_path:
     elsewhere = engine.add(f"otherprefix/root:{plan['root'].short_hash}", plan["root"].hash)
     found = run(plan, engine, None, tmp_path)
     assert found["root"][0] == "cached" and plan["root"].local_ref in elsewhere.tags
+
+
+def test_explaining_a_plan_changes_nothing_in_the_engine(stack) -> None:
+    """`stacks plan --explain` and `build --explain` only ask: an own build under another prefix stays untagged."""
+    from builder.build.images import why_build
+
+    plan = plan_of(stack(SPEC))
+    engine = FakeEngine()
+    engine.add(plan["debian"].local_ref, None)
+    elsewhere = engine.add(f"otherprefix/root:{plan['root'].short_hash}", plan["root"].hash)
+    before = [(i.id, list(i.tags)) for i in engine.images]
+    answers = {node.name: why_build(engine, node) for node in plan}
+    assert answers["root"] == (True, ["an image with this content hash exists"])
+    assert answers["leaf"][0] is False and answers["debian"][0] is True
+    assert [(i.id, list(i.tags)) for i in engine.images] == before and engine.tagged == []
+    assert plan["root"].local_ref not in elsewhere.tags

@@ -9,7 +9,8 @@ import pytest
 from builder.cache import keys
 from builder.cache.keys import checks_digest, node_key, record_key
 from builder.cache.records import RecordStore, TestRecord
-from builder.cache.skipping import passed_by_record, plan_tests, run_tests_by_record
+from builder.cache.skipping import passed_by_record
+from builder.check.run import plan_tests, run_tests_by_record
 from tests.unit.fakes import FakeEngine
 from tests.unit.helpers import plan_of
 
@@ -110,7 +111,7 @@ def test_a_corrupt_record_is_no_record(lab, tmp_path: Path) -> None:
 
 
 def test_run_records_outcomes_and_says_what_passed_earlier(lab, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("builder.cache.skipping.tool_version", lambda: "t")
+    monkeypatch.setattr("builder.check.run.tool_version", lambda: "t")
     store, lines, ran = RecordStore(tmp_path), [], []
 
     def run_one(node):
@@ -128,7 +129,7 @@ def test_run_records_outcomes_and_says_what_passed_earlier(lab, tmp_path: Path, 
 
 
 def test_a_failed_run_is_recorded_and_tested_again(lab, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("builder.cache.skipping.tool_version", lambda: "t")
+    monkeypatch.setattr("builder.check.run.tool_version", lambda: "t")
     store, ran = RecordStore(tmp_path), []
 
     def run_one(node):
@@ -154,9 +155,9 @@ VERSIONED = {"tool": {"meta": {"versions": {"tool": "tool --version"}}, "body": 
 
 
 def test_a_passing_run_keeps_what_the_version_commands_answered(lab, tmp_path: Path, monkeypatch) -> None:
-    from builder.cache.skipping import RecordedVersions
+    from builder.check.run import RecordedVersions
 
-    monkeypatch.setattr("builder.cache.skipping.tool_version", lambda: "t")
+    monkeypatch.setattr("builder.check.run.tool_version", lambda: "t")
     store = RecordStore(tmp_path)
     read = RecordedVersions({"tool": "tool --version"}, {"tool": "1.2"}, {})
     run_tests_by_record([lab], {"lab": "sha256:img"}, lambda n: [Result(n.name, "passed")], lambda _: None, 1,

@@ -8,7 +8,7 @@ from builder.adapters.containers import (
     wait_until, with_timeout,
 )
 from builder.plan.versions import Probe
-from builder.publish.versions import PROBE_TIMEOUT, read_versions
+from builder.check.versions import PROBE_TIMEOUT, read_versions
 
 from .fakes import FakeContainer, FakeContainers
 
