@@ -63,7 +63,7 @@ def plain_builds(plan, nodes, cli: str, workdir: Path, bundle: Path | None) -> f
 
 def ca_bundle_file(work: Path) -> Path | None:
     """STACKS_CA_CERTS as one PEM file in `work`, the secret the plain builds get (None when unset)."""
-    from builder.build.site import ca_bundle
+    from builder.building.site import ca_bundle
 
     ca = [p for p in os.environ.get("STACKS_CA_CERTS", "").split(os.pathsep) if p]
     if not ca:

@@ -37,7 +37,7 @@ from builder.plan.matrix import expand  # noqa: E402
 from builder.plan.plan import make_plan  # noqa: E402
 from builder.plan.render import write_context  # noqa: E402
 from builder.plan.resolve import resolve  # noqa: E402
-from builder.spec.load import load_spec  # noqa: E402
+from builder.specification.load import load_spec  # noqa: E402
 
 LEVELS = {"l0": 10, "l1": 20, "l2": 20}  # fragments per level of the image tree
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from builder.adapters.engine import BuildFailed, LineSink
-from builder.spec.models import Bootstrap
+from builder.specification.models import Bootstrap
 
 
 def mmdebstrap_command(config: Bootstrap, tarball: Path, default_mirror: str | None = None) -> list[str]:

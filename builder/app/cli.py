@@ -234,7 +234,7 @@ def graph(spec_file: Path, fmt: str, out: Path | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write both schemas into this directory.")
 def schema(spec_file: Path, kind: str, out: Path | None) -> None:
     """Print the JSON Schema of stacks.yaml or fragment.yaml (for editors)."""
-    from builder.spec.schema import SCHEMAS, schema_text
+    from builder.specification.schema import SCHEMAS, schema_text
 
     if out is None:
         click.echo(schema_text(kind), nl=False)

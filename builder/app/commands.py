@@ -18,9 +18,9 @@ import click
 from builder.adapters.engine import Engine
 from builder.app import noop
 from builder.app.workspace import Workspace
-from builder.build.images import build_nodes, why_build
-from builder.build.site import SiteError
-from builder.build.progress import Progress
+from builder.building.images import build_nodes, why_build
+from builder.building.site import SiteError
+from builder.building.progress import Progress
 from builder.cache.receipt import inputs_digest
 from builder.reports.report import write_reports, write_test_reports
 

@@ -21,7 +21,7 @@ from builder.app.environment import cache_dir, engine_address
 from builder.cache.receipt import Receipt, ReceiptNode, ReceiptStore, inputs_digest, invocation_key, still_true
 
 if TYPE_CHECKING:
-    from builder.build.results import ImageResult
+    from builder.building.results import ImageResult
     from builder.plan.plan import Node, Plan
 
 CACHED_REASON = "an image with this content hash exists"
@@ -74,7 +74,7 @@ def _invocation(argv: Sequence[str], host: str) -> dict[str, Any]:
 
 
 def _cached_results(receipt: Receipt, sizes: Mapping[str, Any]) -> list[ImageResult]:
-    from builder.build.results import ImageResult
+    from builder.building.results import ImageResult
 
     return [ImageResult(n.name, n.kind, n.parent, n.hash, n.ref, status="cached", reasons=[CACHED_REASON],
                         size=sizes.get(n.image_id, n.size), size_budget=n.size_budget) for n in receipt.nodes]

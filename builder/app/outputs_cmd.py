@@ -14,7 +14,7 @@ import click
 from builder.adapters.docker import DockerEngine, connect
 from builder.adapters.engine_address import EngineAddress
 from builder.app.workspace import Workspace
-from builder.build.site import SiteError, ca_bundle
+from builder.building.site import SiteError, ca_bundle
 from builder.errors import SpecError, raise_if_any
 from builder.outputs.bake import BakeOptions, bake_graph, bootstrapped_bases, check_bake, graph_difference, make_bake, plan_graph, write_bake
 from builder.outputs.ci_matrix import DEFAULT_PUSH_PLATFORM, make_matrix, parse_runners, table
@@ -23,7 +23,7 @@ from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, com
 from builder.owned import claim_dir, write_file
 from builder.outputs.scaffold import _title, new_kernel, recipe_for
 from builder.plan.plan import platform_warnings
-from builder.spec.models import HubSettings
+from builder.specification.models import HubSettings
 
 Say = Callable[[str], None]
 

@@ -15,7 +15,7 @@ from builder.app.workspace import Workspace
 from builder.plan.sizes import human_size
 from builder.publish.push import MANIFEST, describe, manifest_document, push_releases, release_json, steps
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
-from builder.spec.models import Settings
+from builder.specification.models import Settings
 from builder.files import atomic_write
 
 

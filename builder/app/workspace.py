@@ -23,10 +23,10 @@ from builder.adapters.docker import connect, detect
 from builder.adapters.engine import Engine
 from builder.adapters.engine_address import EngineAddress
 from builder.app import environment
-from builder.build.images import BuildOptions
+from builder.building.images import BuildOptions
 from builder.cache.records import RecordStore
 from builder.cache.registry_cache import RegistryCache, open_cache
-from builder.build.site import Site
+from builder.building.site import Site
 from builder.check.options import CheckOptions
 from builder.check.run import TestStage
 from builder.check.smoke import detect_hardware

@@ -23,7 +23,7 @@ import testinfra.backend.base
 import testinfra.host
 
 from builder.adapters.containers import Container
-from builder.spec.models import AccountExpect, Check, FileExpect, PackageExpect
+from builder.specification.models import AccountExpect, Check, FileExpect, PackageExpect
 
 Verdict = tuple[bool, str, str]  # (passed, expected, got)
 

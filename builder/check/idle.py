@@ -24,7 +24,7 @@ from builder.check.result import CheckResult
 from builder.check.target import Target
 from builder.plan.matrix import render_text
 from builder.plan.plan import HASH_LABEL, Node
-from builder.spec.models import Check, KernelSpec
+from builder.specification.models import Check, KernelSpec
 
 BUILDER = "(stacks)"  # the "fragment" of checks stacks itself adds
 PROBE_PORTS = 41000  # kernel probes of an idle container use ports from here on, five each

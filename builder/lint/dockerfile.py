@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from builder.errors import Location
 from builder.plan.dockerfile import Instruction, instructions
-from builder.spec.fragments import BODY_FILE, Fragment
+from builder.specification.fragments import BODY_FILE, Fragment
 from builder.plan.plan import Node, Plan
 
 PRAGMA = re.compile(r"#\s*stacks-lint\s+ignore=([\w,-]+)")

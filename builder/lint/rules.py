@@ -37,12 +37,12 @@ from collections.abc import Iterable
 from builder.lint.dockerfile import SourceMap, download_findings, find_hadolint, lint_view, run_hadolint
 from builder.lint.settings import LEVELS, PROJECT_CONFIG, HadolintSettings, is_library
 from builder.errors import Location, Problem, SpecError
-from builder.spec.builtin import search_path
-from builder.spec.fragments import BUILTINS, META_FILE, Fragment, FragmentLibrary, load_library
+from builder.specification.builtin import search_path
+from builder.specification.fragments import BUILTINS, META_FILE, Fragment, FragmentLibrary, load_library
 from builder.plan.plan import Node, Plan, make_plan
 from builder.reference import ImageRef, InvalidReference
-from builder.spec.load import Spec, load_spec_partial
-from builder.spec.yamlsrc import MarkedDict, load_mapping, locate
+from builder.specification.load import Spec, load_spec_partial
+from builder.specification.yamlsrc import MarkedDict, load_mapping, locate
 
 _UNPINNED = re.compile(r"[<>~^*]|(^|\.)x($|\.)|^(latest|stable|lts|current|nightly|main|master)$", re.IGNORECASE)
 

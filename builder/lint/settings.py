@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from builder.spec.builtin import DATA, FRAGMENTS
+from builder.specification.builtin import DATA, FRAGMENTS
 
 PROJECT_CONFIG = ".hadolint.yaml"
 LIBRARY_CONFIG = DATA / "hadolint.yaml"

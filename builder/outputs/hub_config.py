@@ -36,8 +36,8 @@ import jinja2
 import yaml
 
 from builder.errors import Location, Problem, SpecError, did_you_mean, raise_if_any
-from builder.spec.builtin import DATA
-from builder.spec.models import HubSettings
+from builder.specification.builtin import DATA
+from builder.specification.models import HubSettings
 from builder.plan.plan import Node, Plan
 
 SINGLEUSER = "jupyterhub-singleuser"

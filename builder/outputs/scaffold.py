@@ -19,10 +19,10 @@ from pathlib import Path
 import yaml
 
 from builder.errors import Location, Problem, SpecError
-from builder.spec.models import NAME_PATTERN, FragmentFile
+from builder.specification.models import NAME_PATTERN, FragmentFile
 from builder.plan.plan import make_plan
-from builder.spec.load import load_spec
-from builder.spec.yamlsrc import load_mapping
+from builder.specification.load import load_spec
+from builder.specification.yamlsrc import load_mapping
 
 
 @dataclass(frozen=True)

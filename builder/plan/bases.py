@@ -14,12 +14,12 @@ from typing import Any
 
 import jinja2
 
-from builder.spec.capabilities import Provided, parse_provided
+from builder.specification.capabilities import Provided, parse_provided
 from builder.errors import Problem
 from builder.plan.matrix import Variant
-from builder.spec.templating import render_text, template_variables
-from builder.spec.models import Base, Bootstrap
-from builder.spec.load import Spec
+from builder.specification.templating import render_text, template_variables
+from builder.specification.models import Base, Bootstrap
+from builder.specification.load import Spec
 from builder.reference import ImageRef, InvalidReference
 
 @dataclass(frozen=True)

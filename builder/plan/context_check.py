@@ -14,7 +14,7 @@ from pathlib import Path
 
 from builder.errors import Location, Problem, SpecError
 from builder.plan.dockerfile import copy_sources, instructions
-from builder.spec.sources import read_text
+from builder.specification.sources import read_text
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 

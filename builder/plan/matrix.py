@@ -16,9 +16,9 @@ from typing import Any, Iterable, Mapping
 import jinja2
 
 from builder.errors import Problem, raise_if_any, warning
-from builder.spec.templating import render_text
-from builder.spec.models import NAME_PATTERN, AxisRule
-from builder.spec.load import Spec
+from builder.specification.templating import render_text
+from builder.specification.models import NAME_PATTERN, AxisRule
+from builder.specification.load import Spec
 
 class AxisValue(str):
     """An axis value that also exposes its variables: `{{ os }}` and `{{ os.python }}`."""

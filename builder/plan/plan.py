@@ -21,7 +21,7 @@ from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
 from builder.plan.sizes import parse_size
-from builder.spec.load import Spec, load_spec_partial
+from builder.specification.load import Spec, load_spec_partial
 from builder.plan.tags import repository, tags_for
 from builder.plan.versions import probe_names
 

@@ -19,7 +19,7 @@ import jinja2
 from builder.errors import Location, Problem, SpecError
 from builder.plan.dockerfile import instructions
 from builder.plan.context_check import body_problems
-from builder.spec import templating
+from builder.specification import templating
 from builder.plan.resolve import Applied
 
 if TYPE_CHECKING:

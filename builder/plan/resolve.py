@@ -14,12 +14,12 @@ from typing import Any
 import jinja2
 
 from builder.plan.bases import BaseImage, base_for
-from builder.spec.capabilities import Provided, parse_provided, parse_required
+from builder.specification.capabilities import Provided, parse_provided, parse_required
 from builder.errors import Location, Problem, did_you_mean, raise_if_any
-from builder.spec.fragments import Fragment
+from builder.specification.fragments import Fragment
 from builder.plan.matrix import Variant, matches, render_text
-from builder.spec.models import FragmentUse, ParamSpec
-from builder.spec.load import Spec
+from builder.specification.models import FragmentUse, ParamSpec
+from builder.specification.load import Spec
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any, Iterable
 import jinja2
 
 from builder.plan.matrix import Variant
-from builder.spec.templating import render_text, template_variables
-from builder.spec.models import Settings
+from builder.specification.templating import render_text, template_variables
+from builder.specification.models import Settings
 from builder.reference import TAG_GRAMMAR, ImageRef, in_registry, is_tag
 
 #: variables whose values come from the built image

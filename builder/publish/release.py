@@ -20,7 +20,7 @@ from builder.cache.skipping import passed_by_record, passing_record
 from builder.adapters.engine import Engine, ImageInfo
 from builder.cache.registry_cache import CacheHit, RegistryCache
 from builder.plan.labels import CREATED_LABEL, REVISION_LABEL, git_revision
-from builder.spec.models import Registry, Settings
+from builder.specification.models import Registry, Settings
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.reports.report import TEST_REPORT, tested_images
 from builder.plan.tags import Facts, Tag, late_templates, planned_tags, push_order, repository

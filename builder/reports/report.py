@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.build.results import ImageResult
+from builder.building.results import ImageResult
 from builder.files import atomic_write
 from builder.plan.sizes import human_size
 

@@ -82,7 +82,7 @@ def test_the_wheel_carries_the_fragment_library_and_schemas(wheel: Path) -> None
     assert shipped == in_repo | {"hadolint.yaml"}
     wheel_zip = zipfile.ZipFile(wheel)
     assert wheel_zip.read("builder/_data/hadolint.yaml") == (ROOT / ".hadolint.yaml").read_bytes()
-    assert "builder/build/__init__.py" in names and "builder/check/probes/kernel_probe.py" in names
+    assert "builder/building/__init__.py" in names and "builder/check/probes/kernel_probe.py" in names
 
 
 def test_plan_and_schema_work_outside_the_repository(installed: Path, tmp_path: Path) -> None:

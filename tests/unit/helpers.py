@@ -16,7 +16,7 @@ import yaml
 from builder.plan.matrix import expand
 from builder.plan.plan import make_plan
 from builder.plan.resolve import resolve
-from builder.spec.load import load_spec
+from builder.specification.load import load_spec
 
 #: a small library good for most tests
 BASIC_FRAGMENTS: dict[str, dict[str, Any]] = {

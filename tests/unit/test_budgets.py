@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.build.results import ImageResult
+from builder.building.results import ImageResult
 from builder.errors import SpecError
 from builder.plan.sizes import parse_size
 from builder.reports.report import markdown

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from builder.app.workspace import Workspace
-from builder.build.site import Site, SiteError, ca_bundle
+from builder.building.site import Site, SiteError, ca_bundle
 from builder.plan.render import CA_ARGS, CA_PATH, CA_SECRET
 
 from .helpers import plan_of

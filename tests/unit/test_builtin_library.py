@@ -4,8 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from builder.spec.builtin import FRAGMENTS, SCHEMAS, search_path
-from builder.spec.load import load_spec
+from builder.specification.builtin import FRAGMENTS, SCHEMAS, search_path
+from builder.specification.load import load_spec
 
 SPEC = """\
 version: 1

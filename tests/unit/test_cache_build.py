@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from builder.build.images import BuildOptions, build_nodes
+from builder.building.images import BuildOptions, build_nodes
 from builder.cache.registry_cache import CacheHit
 from tests.unit.fakes import FakeEngine
 from tests.unit.helpers import plan_of
@@ -91,7 +91,7 @@ def test_an_own_build_under_another_prefix_is_reused_and_tagged(stack, tmp_path:
 
 def test_explaining_a_plan_changes_nothing_in_the_engine(stack) -> None:
     """`stacks plan --explain` and `build --explain` only ask: an own build under another prefix stays untagged."""
-    from builder.build.images import why_build
+    from builder.building.images import why_build
 
     plan = plan_of(stack(SPEC))
     engine = FakeEngine()

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from builder.errors import SpecError
-from builder.spec.fragments import load_library
-from builder.spec.load import load_spec
+from builder.specification.fragments import load_library
+from builder.specification.load import load_spec
 
 from .helpers import write_fragment
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from builder.errors import SpecError
 from builder.plan.plan import load_plan
-from builder.spec import fragments as fragment_module
+from builder.specification import fragments as fragment_module
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_SPEC = (ROOT / "stacks.yaml").read_bytes()
@@ -82,7 +82,7 @@ def test_byte_flips_and_truncations_of_stacks_yaml(flips: list[tuple[int, int]],
     data = bytearray(PROJECT_SPEC)
     for position, value in flips:
         data[position] = value
-    with tempfile.TemporaryDirectory() as tmp, mock.patch("builder.spec.load.load_library", _library):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("builder.specification.load.load_library", _library):
         folder = Path(tmp)
         with_project_fragments(folder)
         (folder / "stacks.yaml").write_bytes(bytes(data[:cut] if cut is not None else data))
@@ -137,7 +137,7 @@ def test_structure_mutations_of_stacks_yaml(data: st.DataObject) -> None:
         text = yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
     except yaml.YAMLError:
         return
-    with tempfile.TemporaryDirectory() as tmp, mock.patch("builder.spec.load.load_library", _library):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("builder.specification.load.load_library", _library):
         folder = Path(tmp)
         with_project_fragments(folder)
         (folder / "stacks.yaml").write_text(text, encoding="utf-8", errors="surrogatepass")
@@ -171,7 +171,7 @@ def test_template_snippets_in_names_tags_and_build_args(name: str, tag: str, arg
     spec = {"settings": {"tags": ["{{ variant }}", tag]}, **yaml.safe_load(SMALL_SPEC.replace("{tag}", "x")
             .replace("{name}", "x").replace("{arg}", "x").replace("{fragment}", "debian-os"))}
     spec["images"]["one"].update(name=name or "one", build_args={"X": arg})
-    with tempfile.TemporaryDirectory() as tmp, mock.patch("builder.spec.load.load_library", _library):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("builder.specification.load.load_library", _library):
         folder = Path(tmp)
         with_project_fragments(folder)
         (folder / "stacks.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8",

@@ -9,9 +9,9 @@ import pytest
 
 from builder.errors import SpecError
 from builder.plan.plan import load_plan
-from builder.spec.load import load_spec
-from builder.spec.templating import TemplateFailure, render_text
-from builder.spec.yamlsrc import MAX_NODES, load_mapping
+from builder.specification.load import load_spec
+from builder.specification.templating import TemplateFailure, render_text
+from builder.specification.yamlsrc import MAX_NODES, load_mapping
 
 from .test_cli import run
 

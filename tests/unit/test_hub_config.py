@@ -18,7 +18,7 @@ import yaml
 from builder.errors import SpecError
 from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, HUB_LABEL, compose_document, compose_text, config_text, env_text,
                                 hub_plan, manifest_refs, version_warnings)
-from builder.spec.models import HubSettings
+from builder.specification.models import HubSettings
 
 from .helpers import plan_of
 from .test_cli import run

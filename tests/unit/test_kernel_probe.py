@@ -86,7 +86,7 @@ def test_kernels_of_a_run_start_no_more_than_its_slots_at_once() -> None:
 
     from builder.check.idle import _kernel
     from builder.check.options import kernel_slots
-    from builder.spec.models import KernelSpec
+    from builder.specification.models import KernelSpec
 
     running, peak, lock = [0], [0], threading.Lock()
 

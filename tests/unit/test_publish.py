@@ -14,12 +14,12 @@ from builder.adapters.engine import ImageInfo, PushFailed
 from builder.errors import SpecError
 from builder.plan.labels import git_source, image_labels
 from builder.plan.matrix import expand
-from builder.spec.models import DEFAULT_TAGS
+from builder.specification.models import DEFAULT_TAGS
 from builder.publish.push import PublishFailed, Step, manifest_document, retry, steps
 from builder.adapters.credentials import Credentials, DockerConfigCredentials, Keychain, StaticCredentials, default_keychain
 from builder.adapters.registry import RegistryError, api_base, classify
 from builder.publish.release import NOT_BUILT, READY, STALE, UNTESTED, Release, clashes, parse_registry, refusals
-from builder.spec.load import load_spec
+from builder.specification.load import load_spec
 from builder.plan.tags import Facts, Tag, planned_tags, push_order, tags_for
 from builder.plan.versions import VersionReport, compare, compatible, declared, probes
 
@@ -293,7 +293,7 @@ def test_registry_option(text: str, host: str, namespace: str) -> None:
 
 def test_registry_paths_and_api_addresses() -> None:
     from builder.plan.tags import repository
-    from builder.spec.models import Settings
+    from builder.specification.models import Settings
 
     assert repository(Settings(), "lab").repository == "library/lab"
     assert repository(Settings.model_validate({"registry": {"host": "r:5000", "namespace": "a/b"}}), "lab").repository == "a/b/lab"

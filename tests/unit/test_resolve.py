@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.spec.capabilities import parse_provided, parse_required
+from builder.specification.capabilities import parse_provided, parse_required
 from builder.errors import SpecError
 
 from .helpers import resolved_of

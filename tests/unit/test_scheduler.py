@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
-from builder.build.scheduler import Outcome, Task, run_dag
+from builder.building.scheduler import Outcome, Task, run_dag
 
 
 def _recorder(fail: set[str] = frozenset(), delay: float = 0.05):

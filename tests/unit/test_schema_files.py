@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.spec.schema import SCHEMAS, schema_text
+from builder.specification.schema import SCHEMAS, schema_text
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

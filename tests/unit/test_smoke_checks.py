@@ -10,10 +10,10 @@ import pytest
 from builder.check import browser as browser_check
 from builder.check import declarative as host_checks
 from builder.reports import report as reports
-from builder.build.results import ImageResult
+from builder.building.results import ImageResult
 from builder.check.result import CheckResult
-from builder.spec.fragments import load_library
-from builder.spec.models import Check
+from builder.specification.fragments import load_library
+from builder.specification.models import Check
 from builder.reports.report import TESTS_MARKER, write_reports, write_test_reports
 from builder.check.server_process import server_port
 from builder.check.smoke import checks_for, render_check

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import SpecError
-from builder.spec.load import load_spec
+from builder.specification.load import load_spec
 
 GOOD = """
 version: 1

@@ -107,7 +107,7 @@ images:
 
 
 def test_repository_names() -> None:
-    from builder.spec.models import Settings
+    from builder.specification.models import Settings
 
     settings = Settings.model_validate({"registry": {"host": "registry.example.com:5000", "namespace": "team/sub"}})
     assert str(repository(settings, "lab")) == "registry.example.com:5000/team/sub/lab"

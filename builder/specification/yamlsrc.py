@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import yaml
 
 from builder.errors import Location, Problem, SpecError
-from builder.spec.sources import read_text
+from builder.specification.sources import read_text
 
 #: keys, items and scalars a document may expand to, aliases counted at every use (a billion-laughs
 #: file is a few lines whose aliases expand to 10^9 nodes)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from builder.spec.models import FragmentFile, StacksFile
+from builder.specification.models import FragmentFile, StacksFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {"stacks": StacksFile, "fragment": FragmentFile}
 

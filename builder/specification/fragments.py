@@ -15,12 +15,12 @@ from pathlib import Path
 import jinja2
 from jinja2 import meta, nodes
 
-from builder.spec import templating
-from builder.spec.capabilities import capability_name
+from builder.specification import templating
+from builder.specification.capabilities import capability_name
 from builder.errors import Location, Problem, SpecError, did_you_mean
-from builder.spec.models import FragmentFile, validate
-from builder.spec.sources import read_bytes, read_text
-from builder.spec.yamlsrc import load_mapping
+from builder.specification.models import FragmentFile, validate
+from builder.specification.sources import read_bytes, read_text
+from builder.specification.yamlsrc import load_mapping
 
 META_FILE = "fragment.yaml"
 BODY_FILE = "Dockerfile.j2"

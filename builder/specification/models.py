@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails
 
 from builder.errors import Problem, did_you_mean
-from builder.spec.yamlsrc import MarkedDict, locate
+from builder.specification.yamlsrc import MarkedDict, locate
 
 NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 AxisRule = dict[str, Union[str, list[str]]]

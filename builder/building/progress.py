@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TextIO
 
-from builder.build.results import ImageResult
+from builder.building.results import ImageResult
 from builder.plan.plan import Node
 from builder.plan.sizes import human_size
 

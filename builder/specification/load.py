@@ -15,10 +15,10 @@ import networkx as nx
 from pydantic import ValidationError
 
 from builder.errors import Location, Problem, did_you_mean, raise_if_any
-from builder.spec.builtin import search_path
-from builder.spec.fragments import FragmentLibrary, load_library
-from builder.spec.models import ImageDef, StacksFile, validate
-from builder.spec.yamlsrc import MarkedDict, load_mapping, locate
+from builder.specification.builtin import search_path
+from builder.specification.fragments import FragmentLibrary, load_library
+from builder.specification.models import ImageDef, StacksFile, validate
+from builder.specification.yamlsrc import MarkedDict, load_mapping, locate
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from builder.build.scheduler import BuildStatus
+    from builder.building.scheduler import BuildStatus
 
 
 @dataclass

@@ -16,7 +16,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
+from collections.abc import Callable, Iterator
 
 from builder.adapters.bootstrap import bootstrap_tarball
 from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, Engine, ImageInfo
@@ -24,9 +25,9 @@ from builder.plan.hashing import explain_change
 from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import write_context
-from builder.build.results import ImageResult
-from builder.build.scheduler import BuildStatus, Outcome, Task, run_dag
-from builder.build.site import Site
+from builder.building.results import ImageResult
+from builder.building.scheduler import BuildStatus, Outcome, Task, run_dag
+from builder.building.site import Site
 from builder.cache.identity import own_build
 from builder.cache.registry_cache import RegistryCache
 
@@ -34,7 +35,7 @@ LOG_TAIL = 30
 
 
 class ProgressSink(Protocol):
-    """Where the build says what it does (builder.build.progress.Progress on a terminal)."""
+    """Where the build says what it does (builder.building.progress.Progress on a terminal)."""
 
     def started(self, node: Node) -> None: ...
     def building(self, node: Node, reasons: list[str]) -> None: ...

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
+from collections.abc import Callable
 
 Result = TypeVar("Result")
 
