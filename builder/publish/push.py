@@ -25,6 +25,7 @@ from builder.adapters.credentials import CredentialError, Keychain, hint
 from builder.adapters.engine import Engine, EngineError, PushFailed
 from builder.plan.labels import rfc3339
 from builder.adapters.registry import Registry, RegistryError, classify
+from builder.cache.registry_cache import RegistryCache
 from builder.publish.release import Release
 from builder.plan.tags import Tag, push_rank
 from builder.reference import same_registry
@@ -96,7 +97,7 @@ class Pusher:
     attempts: int = 4
     backoff: float = 2.0
     overwrite_immutable: bool = False
-    cache: Any = None  # a RegistryCache: images it holds are published registry-side (publish/remote.py)
+    cache: RegistryCache | None = None  # images it holds are published registry-side (publish/remote.py)
 
     def run(self, plan_steps: list[Step]) -> None:
         """Refuse if an immutable tag already holds other content; then push every step in order. On the
@@ -160,7 +161,9 @@ class Pusher:
         """The digest after a registry-side copy from the cache, or None when the cache cannot serve this image."""
         from builder.publish.remote import copy_manifest
 
-        hit = self.cache.lookup(release.node) if self.cache is not None else None
+        if self.cache is None:
+            return None
+        hit = self.cache.lookup(release.node)
         if hit is None or hit.image_id != release.image_id or not same_registry(self.cache.host, self.registry.host):
             return None
         digest = copy_manifest(self.registry, self.cache.path, hit.digest, release.path, tag)
@@ -252,7 +255,7 @@ def release_json(release: Release) -> dict[str, Any]:
 
 def push_releases(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
                   say: Say, keychain: Keychain, policy: RetryPolicy, overwrite_immutable: bool = False,
-                  cache: Any = None) -> str | None:
+                  cache: RegistryCache | None = None) -> str | None:
     """Check access, then push every step; None when all went well, else what went wrong."""
     attempts, backoff = policy.attempts, policy.backoff
     try:
