@@ -46,6 +46,12 @@ class RegistryError(Exception):
         self.auth = auth
 
 
+class DeleteRefused(RegistryError):
+    """The registry does not delete through its API: 405 / UNSUPPORTED (docker-registry without
+    `storage.delete.enabled`; hosted registries that delete only through their own web API), or a token
+    without the right to delete."""
+
+
 def classify(message: str) -> tuple[bool, bool]:
     """(retryable, auth problem) for an error text from the engine or the registry."""
     if _REFUSED.search(message):
@@ -175,6 +181,46 @@ class Registry:
         assert response is not None
         return response.headers.get("Docker-Content-Digest") or _sha256(body)
 
+    def tags(self, repository: str, page: int = 1000) -> list[str]:
+        """Every tag of `repository` (the `n`/`Link` pagination followed); [] when the repository does not exist."""
+        found: list[str] = []
+        path: str | None = f"/v2/{repository}/tags/list?n={page}"
+        while path:
+            response = self._get(path, repository, allow_missing=True)
+            if response is None:
+                return found
+            try:
+                found += response.json().get("tags") or []
+            except ValueError:
+                raise RegistryError(f"registry {self.host}: the tag list of {repository} is not JSON") from None
+            path = _next_page(response.headers.get("Link", ""))
+        return found
+
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of manifests whose `subject` is `digest` (OCI referrers API); None when the registry
+        has no such API (it answers 404 for the path, as docker-registry 2.8 does)."""
+        response = self._get(f"/v2/{repository}/referrers/{digest}", repository, allow_missing=True,
+                             headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+        if response is None:
+            return None
+        try:
+            return list(response.json().get("manifests") or [])
+        except (ValueError, AttributeError):
+            return None
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """DELETE a manifest by digest (the registry drops every tag pointing at it; blobs go at its garbage
+        collection). DeleteRefused when the registry does not allow it; a manifest already gone is no error."""
+        try:
+            self._call("DELETE", f"/v2/{repository}/manifests/{digest}", repository, allow_missing=True, push=True,
+                       headers={"Accept": ", ".join(MANIFEST_TYPES)}, delete=True)
+        except DeleteRefused:
+            raise
+        except RegistryError as exc:
+            if exc.auth:
+                raise DeleteRefused(str(exc), auth=True) from None
+            raise
+
     # --- HTTP with authentication ------------------------------------------
 
     def _get(self, path: str, repository: str, allow_missing: bool = False,
@@ -183,16 +229,21 @@ class Registry:
 
     def _call(self, method: str, path: str, repository: str, allow_missing: bool = False,
               headers: dict[str, str] | None = None, push: bool = False, data: bytes | None = None,
-              scopes: tuple[str, ...] = ()) -> requests.Response | None:
-        """One request with the auth dance; `push` asks for pull+push rights, `scopes` for pull on other repositories."""
+              scopes: tuple[str, ...] = (), delete: bool = False) -> requests.Response | None:
+        """One request with the auth dance; `push` asks for pull+push rights (`delete`: and delete), `scopes` for
+        pull on other repositories."""
         url = path if path.startswith("http") else self.base + path
-        key = f"{repository}|{'push' if push else 'pull'}|{','.join(scopes)}"
+        rights = "delete" if delete else "push" if push else "pull"
+        key = f"{repository}|{rights}|{','.join(scopes)}"
         response = self._request(url, headers or {}, self._tokens.get(key), method, data)
         if response.status_code == 401:
-            auth = self._authorize(response, repository, push, scopes, key)
+            auth = self._authorize(response, repository, push, scopes, key, delete)
             response = self._request(url, headers or {}, auth, method, data)
         if response.status_code == 404 and allow_missing:
             return None
+        if delete and response.status_code >= 400 and (response.status_code == 405 or "UNSUPPORTED" in _error_text(response)):
+            raise DeleteRefused(f"registry {self.host} does not delete manifests through its API: HTTP "
+                                f"{response.status_code} {_error_text(response)}".rstrip())
         if response.status_code in (401, 403):
             who = self.credentials.describe() if self.credentials else "anonymous access"
             raise RegistryError(f"registry {self.host} refused {who}: HTTP {response.status_code} "
@@ -213,7 +264,7 @@ class Registry:
             raise RegistryError(f"cannot reach registry {self.host} ({self.base}): {_reason(exc)}", retryable=True) from None
 
     def _authorize(self, challenge: requests.Response, repository: str, push: bool = False,
-                   scopes: tuple[str, ...] = (), key: str | None = None) -> str | None:
+                   scopes: tuple[str, ...] = (), key: str | None = None, delete: bool = False) -> str | None:
         """The Authorization header the registry's WWW-Authenticate challenge asks for."""
         scheme, params = _parse_challenge(challenge.headers.get("WWW-Authenticate", ""))
         creds = self.credentials
@@ -223,7 +274,8 @@ class Registry:
             return "Basic " + _basic(creds.username, creds.password)
         if scheme != "bearer" or "realm" not in params:
             return None
-        scope = " ".join([f"repository:{repository}:{'pull,push' if push else 'pull'}",
+        rights = "pull,push,delete" if delete else "pull,push" if push else "pull"
+        scope = " ".join([f"repository:{repository}:{rights}",
                           *(f"repository:{other}:pull" for other in scopes)])
         query = {"service": params.get("service", ""), "scope": scope}
         try:
@@ -246,6 +298,12 @@ class Registry:
         if header:
             self._tokens[key or f"{repository}|pull|"] = header
         return header
+
+
+def _next_page(link: str) -> str | None:
+    """The path of the next page from a `Link: </v2/...>; rel="next"` header, if any."""
+    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', link)
+    return match.group(1) if match else None
 
 
 def _absolute(base: str, location: str) -> str:

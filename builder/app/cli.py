@@ -180,6 +180,30 @@ def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run
                       (cache, True)))
 
 
+@cli.group(name="cache")
+def cache_group() -> None:
+    """The registry cache of images and test records (docs/cache.md)."""
+
+
+@cache_group.command(name="prune")
+@FILE_OPTION
+@click.option("--cache", "cache", default=None, metavar="HOST[:PORT]/REPOSITORY", envvar="STACKS_CACHE",
+              help="The cache to prune, instead of settings.cache. Also: STACKS_CACHE.")
+@REGISTRY_OPTION
+@click.option("--keep", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Builds kept per image name and platform, newest first by the image config's creation time.")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed and the bytes it frees; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def cache_prune(spec_file: Path, cache: str | None, registry: str | None, keep: int, dry_run: bool, as_json: bool) -> None:
+    """Remove cached images nothing needs any more, with their test records. Kept: every image of the current
+    plan, the last --keep builds of each image name, whatever a tag of a release repository serves, the
+    layer-cache tags and anything stacks did not write. Deletes through the registry's API (records first);
+    a registry that refuses gets the exact list instead, and nothing is deleted."""
+    from builder.app.cache_cmd import run_prune
+
+    sys.exit(run_prune(spec_file, cache, registry, keep, dry_run, as_json))
+
+
 @cli.command(name="hub-config")
 @FILE_OPTION
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/hub"), show_default=True,

@@ -65,6 +65,11 @@ def cache_tag(name: str, content_hash: str) -> str:
     return f"{name[:TAG_LIMIT - len(content_hash) - 1]}-{content_hash}"
 
 
+def node_tag(node: Node) -> str:
+    """The tag of a node's own build in the cache repository (what a run looks up and pushes)."""
+    return cache_tag(node.name, node.hash)
+
+
 def record_tag(manifest_digest: str) -> str:
     return manifest_digest.replace(":", "-") + RECORD_SUFFIX
 
@@ -83,7 +88,7 @@ class RegistryCache:
         self._hits: dict[str, CacheHit | None] = {}
 
     def ref(self, node: Node) -> str:
-        return self._tagged(cache_tag(node.name, node.hash))
+        return self._tagged(node_tag(node))
 
     def latest_ref(self, node: Node) -> str:
         """The newest cached build of this name (any hash): where BuildKit imports unchanged layers from."""

@@ -6,9 +6,12 @@ instead of sleeping, so timeouts of minutes take no time. `StubJupyter` is a
 tiny HTTP server that knows tokens and passwords registered by the fake
 containers, enough for the server checks to reach a verdict. `FakeEngine` is
 the one fake of the `Engine` protocol (adapters/engine.py) every unit test uses.
+`FakeRegistry` holds repositories of tags, manifests and blobs in memory and
+answers the registry client's reading and deleting calls (adapters/registry.py).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from urllib.parse import parse_qs
 
 from builder.adapters.containers import ExecResult, Health, ImageFacts, RunSpec, State, wait_until
 from builder.adapters.engine import BuildRequest, EngineError, ImageInfo, PushFailed
+from builder.adapters.registry import DeleteRefused, RegistryError
 
 T = TypeVar("T")
 RUNNING = State("running", None, None)
@@ -279,3 +283,90 @@ class FakeEngine:
 
     def cancel(self) -> None:
         pass
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FakeRegistry:
+    """Repositories in memory: tag -> digest, digest -> manifest body, digest -> blob; every delete is logged.
+
+    `refuse_deletes` answers DELETE as docker-registry does without delete enabled; `fail_delete` names a
+    digest whose delete fails like a dropped connection; `referrers_api` turns the referrers API on."""
+
+    host: str = "127.0.0.1:5000"
+    tags_of: dict[str, dict[str, str]] = field(default_factory=dict)
+    manifests: dict[str, bytes] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    refuse_deletes: bool = False
+    fail_delete: str = ""
+    referrers_api: bool = False
+    deleted: list[str] = field(default_factory=list)
+    credentials: None = None
+
+    def put(self, repository: str, body: dict[str, Any], *tags: str) -> str:
+        data = json.dumps(body, sort_keys=True).encode()
+        digest = sha256(data)
+        self.manifests[digest] = data
+        for tag in tags:
+            self.tags_of.setdefault(repository, {})[tag] = digest
+        return digest
+
+    def image(self, repository: str, tags: tuple[str, ...], name: str | None, created: str, layers: dict[str, int],
+              platform: tuple[str, str] = ("linux", "amd64")) -> tuple[str, str]:
+        """An image manifest with a config (labels, created, platform) and layers of the given sizes: (digest, config)."""
+        labels = {"io.stacks.name": name} if name else {}
+        config = json.dumps({"created": created, "os": platform[0], "architecture": platform[1],
+                             "config": {"Labels": labels}}).encode()
+        self.blobs[sha256(config)] = config
+        body = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": sha256(config), "size": len(config)},
+                "layers": [{"digest": digest, "size": size} for digest, size in layers.items()]}
+        return self.put(repository, body, *tags), sha256(config)
+
+    def record(self, repository: str, subject: str, tagged: bool = True) -> str:
+        body = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": "application/vnd.stacks.test-record.v1+json",
+                "config": {"digest": sha256(b"{}"), "size": 2},
+                "layers": [{"digest": sha256(subject.encode()), "size": 300}], "subject": {"digest": subject}}
+        tags = (subject.replace(":", "-") + ".stacks-test",) if tagged else ()
+        return self.put(repository, body, *tags)
+
+    def tags(self, repository: str) -> list[str]:
+        return list(self.tags_of.get(repository, {}))
+
+    def _resolve(self, repository: str, reference: str) -> str | None:
+        digest = reference if reference.startswith("sha256:") else self.tags_of.get(repository, {}).get(reference)
+        return digest if digest in self.manifests else None
+
+    def head(self, repository: str, reference: str) -> str | None:
+        return self._resolve(repository, reference)
+
+    def raw_manifest(self, repository: str, reference: str, accept: tuple[str, ...] = ()) -> tuple[bytes, str, str] | None:
+        digest = self._resolve(repository, reference)
+        if digest is None:
+            return None
+        body = self.manifests[digest]
+        return body, json.loads(body).get("mediaType", ""), digest
+
+    def blob(self, repository: str, digest: str, limit: int = 1 << 20) -> bytes:
+        return self.blobs[digest]
+
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        if not self.referrers_api:
+            return None
+        return [{"digest": d, "artifactType": json.loads(body).get("artifactType")}
+                for d, body in self.manifests.items() if (json.loads(body).get("subject") or {}).get("digest") == digest]
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        if self.refuse_deletes:
+            raise DeleteRefused(f"registry {self.host} does not delete manifests through its API: HTTP 405 UNSUPPORTED")
+        if digest == self.fail_delete:
+            raise RegistryError(f"cannot reach registry {self.host}: Connection reset by peer", retryable=True)
+        self.manifests.pop(digest, None)
+        tags = self.tags_of.get(repository, {})
+        for tag in [t for t, d in tags.items() if d == digest]:
+            del tags[tag]
+        self.deleted.append(digest)

@@ -10,7 +10,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from builder.adapters.credentials import Credentials
-from builder.adapters.registry import Registry, RegistryError
+from builder.adapters.registry import DeleteRefused, Registry, RegistryError
 
 IMAGE = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -174,3 +174,59 @@ def test_a_body_that_is_not_json_is_a_clear_error() -> None:
     registry, _ = client(lambda r: (200, {}, b"<html>proxy login</html>"))
     with pytest.raises(RegistryError, match="is not a readable manifest"):
         registry.manifest("ns/lab", "latest")
+
+
+# --- what `stacks cache prune` asks: tag lists, referrers, deletes ---------------------
+
+
+def test_a_tag_list_follows_the_link_header_across_pages() -> None:
+    def answer(request):
+        if "last=b" in request.url:
+            return 200, {}, json.dumps({"tags": ["c"]}).encode()
+        return 200, {"Link": '</v2/cache/tags/list?n=2&last=b>; rel="next"'}, json.dumps({"tags": ["a", "b"]}).encode()
+
+    registry, seen = client(answer)
+    assert registry.tags("cache") == ["a", "b", "c"]
+    assert [r.url for r in seen.seen] == ["http://127.0.0.1:5000/v2/cache/tags/list?n=1000",
+                                          "http://127.0.0.1:5000/v2/cache/tags/list?n=2&last=b"]
+
+
+def test_a_missing_repository_has_no_tags_and_a_registry_without_referrers_api_says_none() -> None:
+    registry, _ = client(lambda r: (404, {}, b""))
+    assert registry.tags("nothing") == [] and registry.referrers("cache", "sha256:m") is None
+
+
+def test_a_delete_goes_by_digest_and_asks_for_the_delete_right() -> None:
+    def answer(request):
+        if request.url.startswith("https://auth.example/token"):
+            return 200, {}, json.dumps({"token": "DEL"}).encode()
+        if request.headers.get("Authorization") != "Bearer DEL":
+            return 401, {"WWW-Authenticate": 'Bearer realm="https://auth.example/token",service="reg"'}, b""
+        return 202, {}, b""
+
+    registry, seen = client(answer)
+    registry.delete_manifest("cache", "sha256:m")
+    token = next(r for r in seen.seen if r.url.startswith("https://auth.example"))
+    assert "scope=repository%3Acache%3Apull%2Cpush%2Cdelete" in token.url
+    assert seen.seen[-1].method == "DELETE" and seen.seen[-1].url.endswith("/v2/cache/manifests/sha256:m")
+
+
+@pytest.mark.parametrize("status, body", [
+    (405, {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}),
+    (400, {"errors": [{"code": "UNSUPPORTED", "message": "deletes are disabled"}]}),
+    (403, {"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]}),
+])
+def test_a_registry_that_does_not_delete_is_a_refusal(status: int, body: dict) -> None:
+    registry, _ = client(lambda r: (status, {}, json.dumps(body).encode()))
+    with pytest.raises(DeleteRefused) as refused:
+        registry.delete_manifest("cache", "sha256:m")
+    assert str(status) in str(refused.value)
+
+
+def test_a_manifest_already_gone_is_no_error_and_a_server_error_is_no_refusal() -> None:
+    registry, _ = client(lambda r: (404, {}, b""))
+    registry.delete_manifest("cache", "sha256:m")
+    registry, _ = client(lambda r: (503, {}, b""))
+    with pytest.raises(RegistryError) as failed:
+        registry.delete_manifest("cache", "sha256:m")
+    assert not isinstance(failed.value, DeleteRefused) and failed.value.retryable
