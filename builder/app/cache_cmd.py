@@ -131,7 +131,7 @@ def _describe(removal: Removal, decision: Decision) -> str:
     if image is None:
         return f"{removal.label}: record {records} ({human_size(decision.size(removal))})"
     return (f"{', '.join(image.tags)} ({image.digest}, {image.name or '?'} {image.platform}, created {image.created or '?'}, "
-            f"{human_size(decision.size(removal))}; test records: {records})")
+            f"{human_size(decision.size(removal))} with shared blobs; test records: {records})")
 
 
 def _print_failure(outcome: Outcome, decision: Decision) -> None:

@@ -52,9 +52,10 @@ def client() -> docker.DockerClient:
 
 
 class RegistryServer:
-    """Debian's docker-registry on 127.0.0.1 (optionally with htpasswd auth, or any `auth:` section), stoppable by a test."""
+    """Debian's docker-registry on 127.0.0.1 (optionally with htpasswd auth, or any `auth:` section; deletes
+    through the API allowed unless `delete` is False), stoppable by a test."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None, auth: str = ""):
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, auth: str = "", delete: bool = True):
         exe = shutil.which("docker-registry")
         if exe is None:
             pytest.fail("integration tests need Debian's docker-registry (installed by scripts/ensure-engine.sh)")
@@ -73,7 +74,7 @@ class RegistryServer:
             log: {{level: warn}}
             storage:
               filesystem: {{rootdirectory: {self.data}}}
-              delete: {{enabled: true}}
+              delete: {{enabled: {str(delete).lower()}}}
             http:
               addr: {self.host}
             """) + auth)
