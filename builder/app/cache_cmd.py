@@ -106,13 +106,13 @@ def _document(location: str, keep: int, dry_run: bool, decision: Decision, outco
 def _print(location: str, keep: int, dry_run: bool, decision: Decision, outcome: Outcome | None) -> None:
     images = sum(r.image is not None for r in decision.removals)
     records = sum(len(r.records) for r in decision.removals)
-    click.echo(f"cache {location}: keeping {len(decision.kept)} images (the current plan, the last {keep} builds of each "
-               f"name by {ORDER}, released images, layer-cache tags)")
+    click.echo(f"cache {location}: keeping {_count(len(decision.kept), 'image')} (the current plan, the last {keep} "
+               f"builds of each name by {ORDER}, released images, layer-cache tags)")
     for kept in decision.kept:
         click.echo(f"  keep    {', '.join(kept.image.tags)}: {'; '.join(kept.reasons)}")
     for removal in decision.removals:
         click.echo(f"  {'remove':7} {_describe(removal, decision)}")
-    totals = (f"{images} image{'s' if images != 1 else ''} and {records} test record{'s' if records != 1 else ''}, "
+    totals = (f"{_count(images, 'image')} and {_count(records, 'test record')}, "
               f"{human_size(decision.freed)} ({decision.freed} bytes) of blobs no kept manifest uses; "
               f"{human_size(decision.shared)} more are shared with kept images and stay")
     if not decision.removals:
@@ -122,7 +122,12 @@ def _print(location: str, keep: int, dry_run: bool, decision: Decision, outcome:
     elif outcome.complete:
         click.echo(f"removed {totals}; the registry frees the space at its garbage collection")
     else:
+        click.echo(f"not done: {totals}")
         _print_failure(outcome, decision)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
 
 
 def _describe(removal: Removal, decision: Decision) -> str:
@@ -141,8 +146,10 @@ def _print_failure(outcome: Outcome, decision: Decision) -> None:
         _say("nothing was deleted. Delete these manifests (digests in the cache repository) another way, "
              "records before their images:")
         for removal in left:
-            for digest in [*(r.digest for r in removal.records), *([removal.image.digest] if removal.image else [])]:
-                click.echo(f"{digest}  {removal.label}")
+            for record in removal.records:
+                click.echo(f"{record.digest}  test record of {removal.label if removal.image else record.subject}")
+            if removal.image is not None:
+                click.echo(f"{removal.image.digest}  image {removal.label}")
         return
     _say(f"error: {outcome.refused or outcome.failed}")
     _say(f"deleted {len(outcome.deleted)} manifests ({len(outcome.removed)} removals complete) before it stopped")

@@ -190,8 +190,9 @@ def cache_group() -> None:
 @click.option("--cache", "cache", default=None, metavar="HOST[:PORT]/REPOSITORY", envvar="STACKS_CACHE",
               help="The cache to prune, instead of settings.cache. Also: STACKS_CACHE.")
 @REGISTRY_OPTION
-@click.option("--keep", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Builds kept per image name and platform, newest first by the image config's creation time.")
+@click.option("--keep", type=click.IntRange(min=0), default=3, show_default=True, envvar="STACKS_CACHE_KEEP",
+              help="Builds kept per image name and platform, newest first by the image config's creation time. "
+                   "Also: STACKS_CACHE_KEEP.")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed and the bytes it frees; delete nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def cache_prune(spec_file: Path, cache: str | None, registry: str | None, keep: int, dry_run: bool, as_json: bool) -> None:

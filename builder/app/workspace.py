@@ -53,6 +53,7 @@ ENVIRONMENT = {
     "STACKS_PUSH_BACKOFF": "seconds before the first retry, doubled each time (default 2)",
     "STACKS_REGISTRY": "registry and namespace to publish to (as --registry)",
     "STACKS_ONLY_VERIFIED": "as --only-verified",
+    "STACKS_CACHE_KEEP": "builds kept per image name by `stacks cache prune` (as --keep)",
     "STACKS_DEBUG": "show tracebacks of the tool itself",
 }
 
