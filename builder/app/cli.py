@@ -197,9 +197,9 @@ def cache_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def cache_prune(spec_file: Path, cache: str | None, registry: str | None, keep: int, dry_run: bool, as_json: bool) -> None:
     """Remove cached images nothing needs any more, with their test records. Kept: every image of the current
-    plan, the last --keep builds of each image name, whatever a tag of a release repository serves, the
-    layer-cache tags and anything stacks did not write. Deletes through the registry's API (records first);
-    a registry that refuses gets the exact list instead, and nothing is deleted."""
+    plan, the last --keep builds of each image name (and what they were built on), whatever a tag of a release
+    repository serves, the layer-cache tags and anything stacks did not write. Deletes through the registry's
+    API (records first); a registry that refuses gets the exact list instead, and nothing is deleted."""
     from builder.app.cache_cmd import run_prune
 
     sys.exit(run_prune(spec_file, cache, registry, keep, dry_run, as_json))

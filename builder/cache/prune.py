@@ -5,6 +5,8 @@ test record. Pruning keeps, per manifest in the cache repository:
 - what the current plan needs (the cache tag of every node),
 - the last N builds of each image name and platform, newest first by the
   image config's `created` time (the build time; no push time is recorded),
+  and what they were built on (their parents, by the parent hash in
+  `io.stacks.inputs`), so going back to one of them finds its whole chain,
 - whatever a tag of a release repository serves (same manifest or image id),
 - the layer-cache tags (`...-latest`, the newest build of a name) and every
   manifest under a tag stacks does not write, which is not ours to judge;
@@ -28,7 +30,8 @@ from typing import Any
 from builder.adapters.registry import INDEX_TYPES, MANIFEST_TYPES, DeleteRefused, Registry, RegistryError
 from builder.cache.records import MEDIA_TYPE
 from builder.cache.registry_cache import RECORD_SUFFIX
-from builder.plan.labels import NAME_LABEL
+from builder.plan.labels import INPUTS_LABEL, NAME_LABEL
+from builder.plan.plan import HASH_LABEL
 from builder.reference import ImageRef
 
 HASH_TAG = re.compile(r"-[0-9a-f]{64}$")
@@ -48,6 +51,8 @@ class CachedImage:
     created: str = ""  # the config's creation time (RFC 3339); "" when absent
     config: str = ""  # the config digest: the image id
     blobs: Mapping[str, int] = field(default_factory=dict)  # digest -> size: manifest, config, layers
+    hash: str = ""  # the config's io.stacks.hash
+    parent: str = ""  # the parent's content hash, from io.stacks.inputs ("" for a base)
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,13 @@ def decide(inventory: Inventory, needed: set[str], released: Mapping[str, Iterab
         foreign = [tag for tag in image.tags if not is_stacks_tag(tag)]
         if image.name is None or foreign:
             why.append("not only a stacks cache image" + (f" (also tagged {', '.join(foreign)})" if foreign else ""))
+    recent = []
     for (name, platform), images in _groups(inventory.images).items():
         for image in images[:keep]:
             reasons[image.digest].append(f"one of the last {keep} builds of {name}" + (f" ({platform})" if platform else ""))
+            recent.append(image)
+    for child, parent in _ancestors(inventory.images, recent):
+        reasons[parent.digest].append(f"built on by {child.tags[0]}, one of the last builds kept")
     kept = tuple(Kept(i, tuple(reasons[i.digest])) for i in inventory.images if reasons[i.digest])
     gone = [i for i in inventory.images if not reasons[i.digest]]
     present = {i.digest for i in inventory.images}
@@ -144,6 +153,24 @@ def _groups(images: Iterable[CachedImage]) -> dict[tuple[str, str], list[CachedI
         if image.name is not None:
             groups.setdefault((image.name, image.platform), []).append(image)
     return {key: sorted(group, key=lambda i: (i.created, i.digest), reverse=True) for key, group in groups.items()}
+
+
+def _ancestors(images: Iterable[CachedImage], recent: list[CachedImage]) -> list[tuple[CachedImage, CachedImage]]:
+    """(child, parent) up the chain of every recent build: what those builds were built on, so a plan that goes
+    back to one of them finds its whole chain (same parent hash, same platform)."""
+    by_hash: dict[tuple[str, str], list[CachedImage]] = {}
+    for image in images:
+        if image.hash:
+            by_hash.setdefault((image.hash, image.platform), []).append(image)
+    found, seen, queue = [], {i.digest for i in recent}, list(recent)
+    while queue:
+        child = queue.pop(0)
+        for parent in by_hash.get((child.parent, child.platform), []) if child.parent else []:
+            if parent.digest not in seen:
+                seen.add(parent.digest)
+                found.append((child, parent))
+                queue.append(parent)
+    return found
 
 
 def _blobs(removals: Iterable[Removal]) -> dict[str, int]:
@@ -199,7 +226,17 @@ def _image(registry: Registry, path: str, digest: str, tags: tuple[str, ...]) ->
     labels = (config.get("config") or {}).get("Labels") or {}
     platform = "/".join(p for p in (config.get("os", ""), config.get("architecture", "")) if p)
     config_digest = (document.get("config") or {}).get("digest", "")
-    return CachedImage(digest, tags, labels.get(NAME_LABEL), platform, str(config.get("created", "")), config_digest, blobs)
+    return CachedImage(digest, tags, labels.get(NAME_LABEL), platform, str(config.get("created", "")), config_digest, blobs,
+                       labels.get(HASH_LABEL, ""), _parent_hash(labels.get(INPUTS_LABEL)))
+
+
+def _parent_hash(inputs: str | None) -> str:
+    """The parent's content hash from the io.stacks.inputs label ("" when absent or unreadable)."""
+    try:
+        parent = json.loads(inputs or "{}").get("parent")
+    except (ValueError, AttributeError):
+        return ""
+    return parent if isinstance(parent, str) else ""
 
 
 def _children(registry: Registry, path: str, document: dict[str, Any], blobs: dict[str, int]) -> list[dict[str, Any]]:

@@ -315,9 +315,9 @@ class FakeRegistry:
         return digest
 
     def image(self, repository: str, tags: tuple[str, ...], name: str | None, created: str, layers: dict[str, int],
-              platform: tuple[str, str] = ("linux", "amd64")) -> tuple[str, str]:
+              platform: tuple[str, str] = ("linux", "amd64"), labels: dict[str, str] | None = None) -> tuple[str, str]:
         """An image manifest with a config (labels, created, platform) and layers of the given sizes: (digest, config)."""
-        labels = {"io.stacks.name": name} if name else {}
+        labels = {**({"io.stacks.name": name} if name else {}), **(labels or {})}
         config = json.dumps({"created": created, "os": platform[0], "architecture": platform[1],
                              "config": {"Labels": labels}}).encode()
         self.blobs[sha256(config)] = config

@@ -14,10 +14,10 @@ CACHE = "cache"
 
 
 def image(tag: str, created: str, name: str | None = "lab", blobs: dict[str, int] | None = None,
-          platform: str = "linux/amd64", more: tuple[str, ...] = ()) -> CachedImage:
+          platform: str = "linux/amd64", more: tuple[str, ...] = (), parent: str = "") -> CachedImage:
     digest = f"sha256:m-{tag}"
     return CachedImage(digest, (tag, *more), name, platform, created, f"sha256:c-{tag}",
-                       {digest: 1, **(blobs or {f"sha256:l-{tag}": 100})})
+                       {digest: 1, **(blobs or {f"sha256:l-{tag}": 100})}, tag[-64:], parent)
 
 
 def record(subject: CachedImage | str, present: bool = False) -> CachedRecord:
@@ -54,6 +54,18 @@ def test_each_name_and_platform_keeps_its_own_last_builds_by_creation_time_not_b
     decision = decide(Inventory((*arm, *amd, *other), ()), set(), {}, keep=1)
     assert {k.image.tags[0] for k in decision.kept} == {arm[2].tags[0], amd[0].tags[0], other[1].tags[0]}
     assert len(decision.removals) == 5
+
+
+def test_what_the_last_builds_were_built_on_stays_with_them_up_the_chain() -> None:
+    base = [image(f"debian-{H[i]}", f"2026-01-0{i + 1}", name="debian") for i in range(2)]
+    roots = [image(f"root-{H[2 + i]}", f"2026-02-0{i + 1}", name="root", parent=base[0].hash) for i in range(3)]
+    leaf = image(f"leaf-{H[5]}", "2026-03-01", name="leaf", parent=roots[0].hash)  # built on the oldest root
+    arm_root = image(f"root-arm-{H[2]}", "2026-02-01", name="root", platform="linux/arm64")  # same hash, other platform
+    decision = decide(Inventory((*base, *roots, leaf, arm_root), ()), set(), {}, keep=1)
+    reasons = {k.image.digest: k.reasons for k in decision.kept}
+    assert reasons[roots[0].digest] == (f"built on by {leaf.tags[0]}, one of the last builds kept",)
+    assert reasons[base[0].digest] == (f"built on by {roots[2].tags[0]}, one of the last builds kept",)
+    assert names(decision.removals) == [roots[1].tags[0]]  # base[1] is the newest debian; arm_root its own last
 
 
 def test_layer_cache_tags_and_manifests_stacks_did_not_write_are_never_removed() -> None:
@@ -109,7 +121,8 @@ def cache_with_builds(registry: FakeRegistry, count: int = 3) -> list[tuple[str,
     for i in range(count):
         tags = (f"lab-linux-amd64-{H[i]}", *(("lab-latest",) if i == count - 1 else ()))
         digest, config = registry.image(CACHE, tags, "lab", f"2026-11-0{i + 1}T00:00:00Z",
-                                        {"sha256:base": 5000, f"sha256:own{i}": 100 * (i + 1)})
+                                        {"sha256:base": 5000, f"sha256:own{i}": 100 * (i + 1)},
+                                        labels={"io.stacks.hash": H[i], "io.stacks.inputs": f'{{"parent": "{H[8]}"}}'})
         registry.record(CACHE, digest)
         builds.append((digest, config))
     return builds
@@ -124,6 +137,7 @@ def test_an_inventory_groups_tags_by_manifest_and_reads_names_times_and_records(
     assert newest.tags == ("lab-latest", f"lab-linux-amd64-{H[2]}") and newest.name == "lab"
     assert (newest.platform, newest.created, newest.config) == ("linux/amd64", "2026-11-03T00:00:00Z", builds[2][1])
     assert newest.blobs["sha256:own2"] == 300 and newest.blobs["sha256:base"] == 5000
+    assert (newest.hash, newest.parent) == (H[2], H[8])
     assert {r.subject for r in inventory.records} == {d for d, _ in builds} | {"sha256:" + "0" * 64}
 
 
