@@ -50,14 +50,18 @@ def cli() -> None:
 
 @cli.command()
 @FILE_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list instead of a table (with --explain: each row has 'build': {cached, reasons}).")
 @click.option("--explain", is_flag=True, help="Ask the Docker engine which images are cached and why others would be built.")
 def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
     """Show every concrete image: parent, fragments, tags and content hash."""
     if explain:
-        from builder.app.commands import explain_plan
+        from builder.app.commands import explain_plan, explain_rows
 
-        click.echo(explain_plan(spec_file), nl=False)
+        if as_json:
+            click.echo(json.dumps(explain_rows(spec_file), indent=2))
+        else:
+            click.echo(explain_plan(spec_file), nl=False)
         return
     result = _plan(spec_file)
     rows = [node.summary() for node in result]

@@ -12,6 +12,7 @@ opens its own engine connection. This is the only module that reads
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -64,7 +65,8 @@ class Workspace:
     spec_file: Path = Path("stacks.yaml")
     out: Path = Path("build")
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    say: Say = print
+    #: where the command's remarks go: stderr, so that stdout carries only the result (`--json`)
+    say: Say = field(default=lambda line: _to_stderr(line))
 
     # --- where state lives ------------------------------------------------------
 
@@ -76,8 +78,11 @@ class Workspace:
     # --- the plan ---------------------------------------------------------------
 
     def plan(self, mode: Mode = "buildkit") -> Plan:
-        """The plan as rendered for `mode`; commands that build use `build_plan` (the engine's mode)."""
-        return load_plan(self.spec_file, mode)
+        """The plan as rendered for `mode`, its warnings said; commands that build use `build_plan` (the engine's mode)."""
+        result = load_plan(self.spec_file, mode)
+        for problem in result.warnings:
+            self.say(str(problem))
+        return result
 
     @cached_property
     def build_plan(self) -> Plan:
@@ -178,3 +183,7 @@ class Workspace:
         except ValueError:
             raise SpecError([Problem("STACKS_PUSH_ATTEMPTS must be a whole number and STACKS_PUSH_BACKOFF "
                                      "a number of seconds")]) from None
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
