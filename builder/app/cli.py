@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from builder.app.completion import complete_images
 from builder.errors import SpecError
 
 if TYPE_CHECKING:  # the commands import their modules when run: `stacks --help` stays fast
@@ -27,6 +28,8 @@ ONLY_VERIFIED = click.option(
     help="Leave out images whose base or fragments are marked unverified (sources this host cannot reach). "
          "Also: STACKS_ONLY_VERIFIED=1.",
 )
+#: the IMAGES of build, test, tags, push, matrix and bake: definitions or variants, completed from the plan
+IMAGES_ARGUMENT = click.argument("images", nargs=-1, shell_complete=complete_images)
 FILE_OPTION = click.option(
     "-f", "--file", "spec_file", type=click.Path(path_type=Path), default=Path("stacks.yaml"),
     show_default=True, help="The stacks file to use.",
@@ -97,7 +100,7 @@ def cache_options(command):
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Parallel build slots (a heavy image takes several). Default: settings.build.jobs or the CPU count.")
 @click.option("--explain", is_flag=True, help="Print, per image, why it is built or cached before building.")
@@ -120,7 +123,7 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
 
 @cli.command(name="test")
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Images tested at the same time.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
 @click.option("--allow-not-run", "allow_not_run", multiple=True, metavar="CHECK",
@@ -145,7 +148,7 @@ REGISTRY_OPTION = click.option(
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @REGISTRY_OPTION
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
               help="Where the test report is (whether an image may be pushed).")
@@ -162,7 +165,7 @@ def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Pa
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @REGISTRY_OPTION
 @click.option("--dry-run", is_flag=True, help="Check everything and print what would be pushed; push nothing.")
 @click.option("--overwrite-immutable", is_flag=True,
@@ -257,7 +260,7 @@ PLATFORM_OPTION = click.option("--platform", "platforms", multiple=True, metavar
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("--json", "as_json", is_flag=True, help="One line of JSON for CI: {roots: {include: [...]}, branches: {...}}.")
 @PLATFORM_OPTION
 @click.option("--runner", "runners", multiple=True, metavar="PLATFORM=LABEL",
@@ -275,7 +278,7 @@ def matrix(spec_file: Path, images: tuple[str, ...], as_json: bool, platforms: t
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/docker-bake.json"), show_default=True,
               help="The bake file to write.")
 @click.option("--contexts", type=click.Path(path_type=Path), default=None,

@@ -38,7 +38,7 @@ from builder.publish.push import RetryPolicy
 
 Say = Callable[[str], None]
 
-# Every environment variable stacks understands, with what it sets (README and `stacks --help` agree).
+# Every STACKS_* variable stacks reads, with what it sets (docs/reference.md lists them; a unit test keeps both whole).
 ENVIRONMENT = {
     "STACKS_BUILDER": "force the build path: buildkit or classic",
     "STACKS_DOCKER_CLI": "docker CLI to try first for BuildKit builds",
@@ -53,6 +53,8 @@ ENVIRONMENT = {
     "STACKS_PUSH_ATTEMPTS": "tries per registry operation (default 4)",
     "STACKS_PUSH_BACKOFF": "seconds before the first retry, doubled each time (default 2)",
     "STACKS_REGISTRY": "registry and namespace to publish to (as --registry)",
+    "STACKS_CACHE": "registry cache of images and test records (as --cache)",
+    "STACKS_CACHE_READONLY": "read the registry cache, never write it (as --cache-read-only)",
     "STACKS_ONLY_VERIFIED": "as --only-verified",
     "STACKS_DEBUG": "show tracebacks of the tool itself",
 }
