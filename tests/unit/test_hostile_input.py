@@ -1,5 +1,11 @@
 """Hostile specs and fragments, as a pull request may bring them: each is a located error
-(or warning) and the documented exit status, never a traceback, a hang or a blown memory."""
+(or warning) and the documented exit status, never a traceback, a hang or a blown memory.
+
+Each case sits under the heading of its class: templates (the sandbox and its limits), YAML
+(reading, encoding, syntax faults, alias bombs), fragment folders (links, COPY, FROM), --out,
+stages (every independent error of every stage in one run, no follow-ons, warnings), inputs
+that were accepted (search paths, fragment declarations, hub offers, matrix includes), exit codes.
+"""
 from __future__ import annotations
 
 import os
@@ -80,7 +86,7 @@ def test_a_fragment_template_cannot_escape_the_sandbox(tmp_path: Path) -> None:
     assert any("tool/Dockerfile.j2:2:" in p and "unsafe" in p for p in plan_problems(path))
 
 
-# --- YAML ----------------------------------------------------------------------
+# --- YAML: reading, encoding, syntax faults, alias bombs -----------------------------------
 
 
 def test_billion_laughs_is_refused_quickly(tmp_path: Path) -> None:
@@ -257,7 +263,7 @@ def test_out_pointing_at_a_foreign_file_is_an_error(tmp_path: Path, capsys, comm
     assert target.read_text() == "mine"
 
 
-# --- stages, follow-ons and warnings ---------------------------------------------------
+# --- stages: every independent error in one run, no follow-ons, warnings ---------------------
 
 
 STAGED = """

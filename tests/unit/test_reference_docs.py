@@ -88,3 +88,14 @@ def test_every_images_argument_completes() -> None:
                  if isinstance(p, click.Argument) and p.name == "images"]
     assert {name for name, _ in arguments} == {"build", "test", "tags", "push", "matrix", "bake"}
     assert all(p._custom_shell_complete is complete_images for _, p in arguments)
+
+
+def test_the_input_limits_on_the_page_are_the_code_s() -> None:
+    from builder.specification.sources import MAX_FILE_BYTES, MAX_TEXT_BYTES
+    from builder.specification.templating import MAX_OUTPUT, MAX_WORK
+    from builder.specification.yamlsrc import MAX_NODES
+
+    page = PAGE.read_text()
+    assert f"| {MAX_TEXT_BYTES // 2**20} MiB each |" in page and f"| {MAX_FILE_BYTES // 2**20} MiB each |" in page
+    assert f"| {MAX_NODES:,} per file |" in page
+    assert f"{MAX_OUTPUT:,} characters of output, {MAX_WORK:,} steps" in page
