@@ -141,7 +141,7 @@ def load_plan(path: Path, mode: Mode = "buildkit") -> Plan:
     spec, problems = load_spec_partial(path)
     if spec is not None and any(p.severity == "error" for p in problems):
         try:
-            make_plan(spec, mode)  # the valid part: its own problems are not follow-ons
+            problems += make_plan(spec, mode).warnings  # the valid part: its own problems are not follow-ons
         except SpecError as exc:
             problems += exc.problems
     raise_if_any(problems)

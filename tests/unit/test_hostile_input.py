@@ -459,6 +459,13 @@ images:
 """
 
 
+def test_plan_warnings_show_beside_errors_of_other_images(tmp_path: Path) -> None:
+    spec = SPEC + "  bad: {base: debain, fragments: [os]}\nhub: {image: lab, offer: [nope]}\n"
+    problems = plan_problems(make_stack(tmp_path, spec))
+    assert any("warning: hub.offer: no image or variant named 'nope'" in p for p in problems)
+    assert any("unknown base 'debain'" in p for p in problems)
+
+
 def test_an_include_naming_an_axis_the_image_lacks_is_located(tmp_path: Path) -> None:
     problems = plan_problems(make_stack(tmp_path, INCLUDED))
     assert any("stacks.yaml:11:28: error: image 'root': this include rule names axis 'py', which the image does not have"
