@@ -201,11 +201,16 @@ def _syntax_problem(path: Path, exc: yaml.MarkedYAMLError) -> Problem:
 
 
 def _reader_problem(path: Path, text: str, exc: yaml.reader.ReaderError) -> Problem:
-    """A character YAML does not allow (a NUL byte, say), at its line and column in the text."""
-    position = min(max(exc.position, 0), len(text))
+    """A character YAML does not allow (a NUL byte, say), at its line and column in the text.
+
+    The reader stops at the first such character, so its first occurrence is the one; libyaml counts
+    its position in UTF-8 bytes, not characters, so the position is only the fallback."""
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+    position = text.find(chr(code))
+    if position < 0:
+        position = len(text.encode()[: max(exc.position, 0)].decode(errors="ignore"))
     line = text.count("\n", 0, position) + 1
     column = position - (text.rfind("\n", 0, position) + 1) + 1
-    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
     name = {0: " (NUL)", 0x7F: " (DEL)"}.get(code, "")
     return Problem(f"YAML does not allow the control character U+{code:04X}{name}", Location(path, line, column),
                    "remove it; such a byte usually means a binary file or a damaged copy")

@@ -159,6 +159,7 @@ def test_non_utf8_template_is_a_located_error(tmp_path: Path) -> None:
     (b'images:\n  lab: {base: "debian}\n  x: 1\n', "2:15", "this quoted value is never closed"),
     (b"images:\n  lab: 'unclosed\n  x: 1\n", "2:8", "this quoted value is never closed"),
     (b"images:\n  lab: {base: deb\x00ian}\n", "2:18", "YAML does not allow the control character U+0000 (NUL)"),
+    ("a: \u00e9\u00e9\u00e9\nb: x\x07y\n".encode(), "2:5", "YAML does not allow the control character U+0007"),
     (b"a: 1\nb: [1, 2\n", "3:1", "did not find expected ',' or ']'\n    hint: a flow sequence began at line 2, column 4"),
 ])
 def test_yaml_faults_name_the_line_at_fault(tmp_path: Path, text: bytes, where: str, message: str) -> None:
