@@ -52,3 +52,38 @@ def test_the_heartbeat_runs_by_itself() -> None:
         while not any(line.startswith("... still testing lab: server") for line in lines) and time.monotonic() < deadline:
             time.sleep(0.02)
     assert any(line.startswith("... still testing lab: server (") for line in lines), lines
+
+
+def test_the_test_stage_says_each_suite_and_counts_the_images(stack, tmp_path, monkeypatch) -> None:
+    from builder.cache.records import RecordStore
+    from builder.check import run as stage_module
+    from builder.check.options import CheckOptions
+    from builder.check.result import CheckResult
+    from builder.check.run import TestStage
+
+    from .fakes import FakeEngine
+    from .helpers import plan_of
+
+    plan = plan_of(stack("""
+    bases:
+      debian: {pull: "debian:12"}
+    images:
+      a: {base: debian, push: false, fragments: [os]}
+      b: {parent: a, push: false, fragments: [tool]}
+    """))
+    engine = FakeEngine()
+    for node in plan.images():
+        engine.add(node.local_ref, node.hash)
+
+    def smoke(runner, node, options, on_suite=None):
+        on_suite("declared checks")
+        on_suite("server")
+        return [CheckResult(node.name, "c", "os", "run", status="passed")]
+
+    monkeypatch.setattr(stage_module, "smoke_image", smoke)
+    monkeypatch.setattr(stage_module, "size_check", lambda engine, node: None)
+    lines: list[str] = []
+    stage = TestStage(engine, CheckOptions(), RecordStore(tmp_path / "records"), jobs=1)  # type: ignore[arg-type]
+    stage.run(plan, plan.images(), lines.append)
+    assert lines == ["[0/2] testing a: declared checks", "[0/2] testing a: server", "[1/2] passed a: 1/1 checks",
+                     "[1/2] testing b: declared checks", "[1/2] testing b: server", "[2/2] passed b: 1/1 checks"]
