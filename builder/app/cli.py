@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from builder.app.completion import complete_images
 from builder.errors import SpecError
 
 if TYPE_CHECKING:  # the commands import their modules when run: `stacks --help` stays fast
@@ -27,6 +28,8 @@ ONLY_VERIFIED = click.option(
     help="Leave out images whose base or fragments are marked unverified (sources this host cannot reach). "
          "Also: STACKS_ONLY_VERIFIED=1.",
 )
+#: the IMAGES of build, test, tags, push, matrix and bake: definitions or variants, completed from the plan
+IMAGES_ARGUMENT = click.argument("images", nargs=-1, shell_complete=complete_images)
 FILE_OPTION = click.option(
     "-f", "--file", "spec_file", type=click.Path(path_type=Path), default=Path("stacks.yaml"),
     show_default=True, help="The stacks file to use.",
@@ -50,14 +53,18 @@ def cli() -> None:
 
 @cli.command()
 @FILE_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list instead of a table (with --explain: each row has 'build': {cached, reasons}).")
 @click.option("--explain", is_flag=True, help="Ask the Docker engine which images are cached and why others would be built.")
 def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
     """Show every concrete image: parent, fragments, tags and content hash."""
     if explain:
-        from builder.app.commands import explain_plan
+        from builder.app.commands import explain_plan, explain_rows
 
-        click.echo(explain_plan(spec_file), nl=False)
+        if as_json:
+            click.echo(json.dumps(explain_rows(spec_file), indent=2))
+        else:
+            click.echo(explain_plan(spec_file), nl=False)
         return
     result = _plan(spec_file)
     rows = [node.summary() for node in result]
@@ -93,7 +100,7 @@ def cache_options(command):
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Parallel build slots (a heavy image takes several). Default: settings.build.jobs or the CPU count.")
 @click.option("--explain", is_flag=True, help="Print, per image, why it is built or cached before building.")
@@ -116,7 +123,7 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
 
 @cli.command(name="test")
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Images tested at the same time.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
 @click.option("--allow-not-run", "allow_not_run", multiple=True, metavar="CHECK",
@@ -141,7 +148,7 @@ REGISTRY_OPTION = click.option(
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @REGISTRY_OPTION
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
               help="Where the test report is (whether an image may be pushed).")
@@ -158,7 +165,7 @@ def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Pa
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @REGISTRY_OPTION
 @click.option("--dry-run", is_flag=True, help="Check everything and print what would be pushed; push nothing.")
 @click.option("--overwrite-immutable", is_flag=True,
@@ -278,7 +285,7 @@ PLATFORM_OPTION = click.option("--platform", "platforms", multiple=True, metavar
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("--json", "as_json", is_flag=True, help="One line of JSON for CI: {roots: {include: [...]}, branches: {...}}.")
 @PLATFORM_OPTION
 @click.option("--runner", "runners", multiple=True, metavar="PLATFORM=LABEL",
@@ -296,7 +303,7 @@ def matrix(spec_file: Path, images: tuple[str, ...], as_json: bool, platforms: t
 
 @cli.command()
 @FILE_OPTION
-@click.argument("images", nargs=-1)
+@IMAGES_ARGUMENT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/docker-bake.json"), show_default=True,
               help="The bake file to write.")
 @click.option("--contexts", type=click.Path(path_type=Path), default=None,

@@ -93,6 +93,16 @@ def explain_plan(spec_file: Path) -> str:
     return "\n".join(explain_lines(ws.engine, list(ws.build_plan))) + "\n"
 
 
+def explain_rows(spec_file: Path) -> list[dict]:
+    """`stacks plan --json --explain`: the rows of `plan --json`, each with 'build': {cached, reasons}."""
+    ws = workspace(spec_file)
+    rows = []
+    for node in ws.build_plan:
+        cached, reasons = why_build(ws.engine, node)
+        rows.append({**node.summary(), "build": {"cached": cached, "reasons": reasons}})
+    return rows
+
+
 def explain_lines(engine: Engine, nodes: list) -> list[str]:
     """One line per image: cached, or built and why."""
     lines = []

@@ -12,6 +12,7 @@ opens its own engine connection. This is the only module that reads
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,7 +38,7 @@ from builder.publish.push import RetryPolicy
 
 Say = Callable[[str], None]
 
-# Every environment variable stacks understands, with what it sets (README and `stacks --help` agree).
+# Every STACKS_* variable stacks reads, with what it sets (docs/reference.md lists them; a unit test keeps both whole).
 ENVIRONMENT = {
     "STACKS_BUILDER": "force the build path: buildkit or classic",
     "STACKS_DOCKER_CLI": "docker CLI to try first for BuildKit builds",
@@ -52,6 +53,8 @@ ENVIRONMENT = {
     "STACKS_PUSH_ATTEMPTS": "tries per registry operation (default 4)",
     "STACKS_PUSH_BACKOFF": "seconds before the first retry, doubled each time (default 2)",
     "STACKS_REGISTRY": "registry and namespace to publish to (as --registry)",
+    "STACKS_CACHE": "registry cache of images and test records (as --cache)",
+    "STACKS_CACHE_READONLY": "read the registry cache, never write it (as --cache-read-only)",
     "STACKS_ONLY_VERIFIED": "as --only-verified",
     "STACKS_CACHE_KEEP": "builds kept per image name by `stacks cache prune` (as --keep)",
     "STACKS_DEBUG": "show tracebacks of the tool itself",
@@ -65,7 +68,8 @@ class Workspace:
     spec_file: Path = Path("stacks.yaml")
     out: Path = Path("build")
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    say: Say = print
+    #: where the command's remarks go: stderr, so that stdout carries only the result (`--json`)
+    say: Say = field(default=lambda line: _to_stderr(line))
 
     # --- where state lives ------------------------------------------------------
 
@@ -77,8 +81,11 @@ class Workspace:
     # --- the plan ---------------------------------------------------------------
 
     def plan(self, mode: Mode = "buildkit") -> Plan:
-        """The plan as rendered for `mode`; commands that build use `build_plan` (the engine's mode)."""
-        return load_plan(self.spec_file, mode)
+        """The plan as rendered for `mode`, its warnings said; commands that build use `build_plan` (the engine's mode)."""
+        result = load_plan(self.spec_file, mode)
+        for problem in result.warnings:
+            self.say(str(problem))
+        return result
 
     @cached_property
     def build_plan(self) -> Plan:
@@ -179,3 +186,7 @@ class Workspace:
         except ValueError:
             raise SpecError([Problem("STACKS_PUSH_ATTEMPTS must be a whole number and STACKS_PUSH_BACKOFF "
                                      "a number of seconds")]) from None
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)

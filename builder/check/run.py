@@ -20,6 +20,7 @@ from builder.cache.registry_cache import RegistryCache
 from builder.cache.skipping import passing
 from builder.check.gate import apply_gate
 from builder.check.options import CheckOptions
+from builder.check.progress import TestProgress
 from builder.check.result import CheckResult
 from builder.check.smoke import size_check, smoke_image
 from builder.check.versions import read_versions
@@ -68,6 +69,7 @@ class TestStage:
     jobs: int = 1
     force: bool = False
     waived: frozenset[str] = frozenset()  # checks `--allow-not-run` accepted unrun
+    heartbeat: float = 30.0  # seconds of silence before a line says what is still running
 
     __test__ = False
 
@@ -77,15 +79,23 @@ class TestStage:
                 and (self.cache is None or self.cache.lookup(n) is None)]
 
     def run(self, plan: Plan, nodes: list[Node], say: Say) -> TestRun:
-        """Smoke-test `nodes` (passed earlier: skipped unless `force`); one line per image to `say`."""
+        """Smoke-test `nodes` (passed earlier: skipped unless `force`): to `say`, a line per suite an image
+        starts ("[1/3] testing lab: server and browser"), one per image done, and a heartbeat in silences."""
         image_ids = {n.name: image.id for n in nodes if (image := self.engine.image(n.local_ref)) is not None}
+        progress = TestProgress(say, heartbeat=self.heartbeat)
+        say = progress.say
 
         def one(node: Node) -> list[CheckResult]:
-            results = smoke_image(self.engine.containers, node, self.options)
+            try:
+                results = smoke_image(self.engine.containers, node, self.options,
+                                      on_suite=lambda what: progress.step(node.name, what))
+            finally:
+                count = progress.done(node.name)
             budget = size_check(self.engine, node)
             results = apply_gate(node, results + ([budget] if budget else []), self.waived)
             failed = [r for r in results if r.status == "failed"]
-            say(f"{'FAILED' if failed else 'passed'} {node.name}: {len(results) - len(failed)}/{len(results)} checks")
+            say(f"{count} {'FAILED' if failed else 'passed'} {node.name}: "
+                f"{len(results) - len(failed)}/{len(results)} checks")
             for r in failed:
                 say(f"    {r.name} ({r.fragment}): expected {r.expected}; got {r.got[-300:]}")
             return results
@@ -98,8 +108,9 @@ class TestStage:
             report = read_versions(self.engine.containers, node.local_ref, node.name, wanted)
             return RecordedVersions(commands(wanted), report.versions, report.failures)
 
-        return run_tests_by_record(nodes, image_ids, one, say, self.jobs, self.store, self.force, self.cache,
-                                   self.waived, versions)
+        with progress:
+            return run_tests_by_record(nodes, image_ids, one, say, self.jobs, self.store, self.force, self.cache,
+                                       self.waived, versions, progress)
 
 
 def plan_tests(nodes: list[Node], image_ids: dict[str, str], store: RecordStore, force: bool,
@@ -135,7 +146,8 @@ def record_of(node: Node, key: str, image_id: str | None, results: list[CheckRes
 def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str], run_one: Callable[[Node], list[CheckResult]],
                         echo: Say, jobs: int, store: RecordStore, force: bool = False,
                         cache: RegistryCache | None = None, waived: frozenset[str] = frozenset(),
-                        versions_of: Callable[[Node], RecordedVersions | None] | None = None) -> TestRun:
+                        versions_of: Callable[[Node], RecordedVersions | None] | None = None,
+                        progress: TestProgress | None = None) -> TestRun:
     """Test the nodes without a passing record (all with `force`), in `jobs` threads; record each outcome.
 
     `image_ids`: the local image of each node that is here. A node that is
@@ -147,6 +159,8 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str], run_one: C
     """
     tool = tool_version() + (f"+allow-not-run:{','.join(sorted(waived))}" if waived else "")
     to_run, earlier = plan_tests(nodes, image_ids, store, force, tool, cache)
+    if progress is not None:
+        progress.total = len(to_run)
     for name, record in earlier.items():
         echo(f"passed {name}: passed earlier, {_when(record.date)}, cached")
     if cache is not None and cache.write:

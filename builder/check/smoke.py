@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 
 from builder.adapters.containers import ContainerRunner
 from builder.adapters.engine import Engine
@@ -47,11 +48,17 @@ def target_of(runner: ContainerRunner, node: Node) -> Target:
 
 
 def smoke_image(runner: ContainerRunner, node: Node, options: CheckOptions | None = None,
-                registry: tuple[Suite, ...] = SUITES) -> list[CheckResult]:
-    """Every check of the image: each suite of the registry that applies to it, in order."""
+                registry: tuple[Suite, ...] = SUITES, on_suite: Callable[[str], None] | None = None) -> list[CheckResult]:
+    """Every check of the image: each suite of the registry that applies to it, in order; `on_suite` hears
+    what each suite does as it starts (progress lines)."""
     options = options or CheckOptions()
     target = target_of(runner, node)
-    return [result for suite in suites_for(target, registry) for result in suite.run(target, runner, options)]
+    results: list[CheckResult] = []
+    for suite in suites_for(target, registry):
+        if on_suite is not None:
+            on_suite(suite.what(target))
+        results += suite.run(target, runner, options)
+    return results
 
 
 def size_check(engine: Engine, node: Node) -> CheckResult | None:

@@ -26,6 +26,16 @@ class Suite:
     name: str
     applies: Applies
     run: Runs
+    #: what the suite does to this image, in a few words, for progress lines (`stacks test`)
+    describe: Callable[[Target], str] | None = None
+
+    def what(self, target: Target) -> str:
+        return self.describe(target) if self.describe is not None else f"{self.name} checks"
+
+
+def _declared(target: Target) -> str:
+    kernels = target.kernels
+    return "declared checks" + (f", kernel{'s' if len(kernels) > 1 else ''} {' '.join(kernels)}" if kernels else "")
 
 
 def provides(capability: str) -> Applies:
@@ -56,10 +66,11 @@ def server_and_browser(target: Target, runner: ContainerRunner, options: CheckOp
 
 
 SUITES: tuple[Suite, ...] = (
-    Suite("declared", every_image, idle.idle_checks),
-    Suite("start", provides("start-scripts"), start.start_checks),
-    Suite("hub", provides("jupyterhub-singleuser"), server.hub_checks),
-    Suite("server", standalone_server, server_and_browser),
+    Suite("declared", every_image, idle.idle_checks, _declared),
+    Suite("start", provides("start-scripts"), start.start_checks, lambda _: "start scripts (user, umask, hooks)"),
+    Suite("hub", provides("jupyterhub-singleuser"), server.hub_checks, lambda _: "single-user server under a Hub"),
+    Suite("server", standalone_server, server_and_browser,
+          lambda t: "server and browser" if provider(t.node, "jupyterlab") is not None else "server"),
 )
 
 

@@ -71,6 +71,8 @@ def expand(spec: Spec, warnings: list[Problem] | None = None) -> list[Variant]:
                     "list only the axes this image adds",
                 ))
         own = [a for a in spec.axes if a in definition.axes and a not in inherited]
+        if parents:
+            problems += _foreign_include_axes(spec, image, set(own) | inherited)
         found = []
         used: set[tuple[str, int]] = set()
         for parent in parents:
@@ -113,6 +115,21 @@ def _assignments(
                 if assignment not in chosen:
                     chosen.append(assignment)
     return chosen
+
+
+def _foreign_include_axes(spec: Spec, image: str, has: set[str]) -> list[Problem]:
+    """Include rules naming an axis the image does not vary over: the value would be silently dropped,
+    so the variant the author asked for would never exist."""
+    found = []
+    for index, rule in enumerate(spec.images[image].include):
+        for axis in rule:
+            if axis in spec.axes and axis not in has:
+                found.append(Problem(
+                    f"image '{image}': this include rule names axis '{axis}', which the image does not have",
+                    spec.where("images", image, "include", index, axis, key=True),
+                    f"its axes: {', '.join(a for a in spec.axes if a in has) or 'none'}; "
+                    f"add '{axis}' to its 'axes' or drop it from the rule"))
+    return found
 
 
 def _idle_rules(spec: Spec, image: str, used: set[tuple[str, int]], has_parents: bool) -> list[Problem]:

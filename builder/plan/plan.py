@@ -7,7 +7,7 @@ of a thousand images takes well under a second.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -141,12 +141,15 @@ def load_plan(path: Path, mode: Mode = "buildkit") -> Plan:
     spec, problems = load_spec_partial(path)
     if spec is not None and any(p.severity == "error" for p in problems):
         try:
-            make_plan(spec, mode)  # the valid part: its own problems are not follow-ons
+            problems += make_plan(spec, mode).warnings  # the valid part: its own problems are not follow-ons
         except SpecError as exc:
             problems += exc.problems
     raise_if_any(problems)
     assert spec is not None
-    return make_plan(spec, mode)
+    result = make_plan(spec, mode)
+    if not problems:
+        return result
+    return replace(result, warnings=tuple(sorted(set(result.warnings) | set(problems), key=str)))  # the spec's warnings
 
 
 def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
@@ -173,8 +176,33 @@ def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
             graph.add_node(node.name, node=node, position=position)
             graph.add_edge(parent.name, node.name)
     problems += _tag_clashes(spec, graph)
+    warnings += _hub_warnings(spec, graph)
     raise_if_any(problems + warnings)
     return Plan(spec, graph, mode, tuple(sorted(set(warnings), key=str)))
+
+
+def _hub_warnings(spec: Spec, graph: nx.DiGraph) -> list[Problem]:
+    """hub: entries naming no image definition or variant: a warning when planning (builds go on; the Hub is
+    configured later), an error of `stacks hub-config`.
+
+    A definition the file declares counts even when it has no variants or was
+    left out for errors of its own (those are reported with it)."""
+    hub = spec.model.hub
+    if hub is None:
+        return []
+    declared = spec.source.get("images")
+    images = [graph.nodes[n]["node"] for n in graph if graph.nodes[n]["node"].kind == "image"]
+    known = {node.name for node in images} | {node.image for node in images}
+    known |= set(declared) if isinstance(declared, dict) else set()
+    names: list[tuple[tuple, str]] = [(("hub", "image"), hub.image)]
+    names += [(("hub", "offer", i), name) for i, name in enumerate(hub.offer)]
+    names += [(("hub", "default"), hub.default)] if hub.default is not None else []
+    names += [(("hub", "gpu", "images", i), name) for i, name in enumerate(hub.gpu.images if hub.gpu else [])]
+    return [
+        warning(f"{'.'.join(p for p in path if isinstance(p, str))}: no image or variant named '{name}'", spec.where(*path),
+                did_you_mean(name, sorted(known)) or "name an image of 'images' or one of its variants (`stacks plan`)")
+        for path, name in names if name not in known
+    ]
 
 
 def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) -> None:

@@ -18,7 +18,7 @@ from builder.specification.capabilities import Provided, parse_provided, parse_r
 from builder.errors import Location, Problem, did_you_mean, raise_if_any
 from builder.specification.fragments import Fragment
 from builder.plan.matrix import Variant, matches, render_text
-from builder.specification.models import FragmentUse, ParamSpec
+from builder.specification.models import FragmentUse
 from builder.specification.load import Spec
 
 
@@ -136,7 +136,7 @@ def _params(
             ))
             continue
         try:
-            values[key] = _typed(_render_value(raw, variant.context), declared[key])
+            values[key] = declared[key].typed(_render_value(raw, variant.context))
         except (ValueError, jinja2.TemplateError) as exc:
             ok = False
             problems.add(Problem(f"fragment '{fragment.name}' parameter '{key}': {exc}", spec.where(*path, key)))
@@ -161,33 +161,6 @@ def _render_value(raw: Any, context: dict[str, Any]) -> Any:
     if isinstance(raw, list):
         return [_render_value(v, context) for v in raw]
     return raw
-
-
-def _typed(value: Any, param: ParamSpec) -> Any:
-    """Check (and, for values rendered from templates, convert) a parameter value."""
-    kind = param.type
-    if kind == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
-        value = int(value)
-    if kind == "number" and isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if kind == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
-        value = value.lower() == "true"
-    valid = {
-        "string": isinstance(value, str),
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "boolean": isinstance(value, bool),
-        "list": isinstance(value, list),
-    }[kind]
-    if not valid:
-        hint = " (quote it)" if kind == "string" else ""
-        raise ValueError(f"expected {'an' if kind == 'integer' else 'a'} {kind}{hint}, got {type(value).__name__} {value!r}")
-    if param.choices is not None and value not in param.choices:
-        raise ValueError(f"{value!r} is not one of {param.choices}")
-    return value
 
 
 def _check_contract(

@@ -9,6 +9,7 @@ not from a failed build twenty minutes in.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from builder.specification.capabilities import capability_name
 from builder.errors import Location, Problem, SpecError, did_you_mean
 from builder.specification.models import FragmentFile, validate
 from builder.specification.sources import read_bytes, read_text
-from builder.specification.yamlsrc import load_mapping
+from builder.specification.yamlsrc import MarkedDict, load_mapping, locate
 
 META_FILE = "fragment.yaml"
 BODY_FILE = "Dockerfile.j2"
@@ -117,6 +118,7 @@ def _load_fragment(folder: Path, env: jinja2.Environment) -> tuple[Fragment | No
             Location(meta_path, *data.value_marks.get("name", (1, 1))),
             f"write 'name: {folder.name}'",
         ))
+    problems += _declaration_problems(fragment_meta, data, meta_path)
     link_problems = _link_problems(folder)
     if link_problems:
         return None, problems + link_problems
@@ -136,6 +138,57 @@ def _load_fragment(folder: Path, env: jinja2.Environment) -> tuple[Fragment | No
     if body is None or problems:
         return None, problems
     return Fragment(folder.name, folder, fragment_meta, body, stage, files, "image" in reads), []
+
+
+#: a template expression, statement or comment inside a pattern: replaced by a plain letter before compiling
+_TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def _declaration_problems(meta: FragmentFile, data: MarkedDict, path: Path) -> list[Problem]:
+    """Params whose default contradicts their own type or choices, and check patterns that cannot compile:
+    both would otherwise only fail when an image uses the fragment, far from the line at fault."""
+    problems = []
+    for name, param in meta.params.items():
+        for index, choice in enumerate(param.choices or []):
+            try:
+                param.model_copy(update={"choices": None}).typed(choice, convert=False)
+            except ValueError as exc:
+                problems.append(Problem(f"param '{name}': choice {index + 1}: {exc}",
+                                        locate(data, ("params", name, "choices", index), path)))
+        if param.required or param.default is None:
+            continue
+        try:
+            param.typed(param.default, convert=False)
+        except ValueError as exc:
+            problems.append(Problem(f"param '{name}': the default contradicts the declaration: {exc}",
+                                    locate(data, ("params", name, "default"), path),
+                                    "make the default one of the declared type and choices"))
+    for where, pattern in _patterns(meta):
+        try:
+            re.compile(_TEMPLATE_PART.sub("x", pattern))
+        except re.error as exc:
+            problems.append(Problem(f"{'.'.join(map(str, where))}: the regular expression {pattern!r} does not compile: {exc}",
+                                    locate(data, where, path), "escape the characters meant literally with a backslash"))
+    return problems
+
+
+def _patterns(meta: FragmentFile) -> list[tuple[tuple, str]]:
+    """(key path in fragment.yaml, regular expression) of every pattern the checks search with."""
+    found: list[tuple[tuple, str]] = []
+    if meta.kernel is not None:
+        found.append((("kernel", "expect"), meta.kernel.expect))
+    for index, check in enumerate(meta.checks):
+        at: tuple = ("checks", index)
+        if check.run is not None and check.expect:
+            found.append(((*at, "expect"), check.expect))
+        if check.file is not None and check.file.contains is not None:
+            found.append(((*at, "file", "contains"), check.file.contains))
+        if check.package is not None and check.package.version is not None:
+            found.append(((*at, "package", "version"), check.package.version))
+        for kind in ("env", "label"):
+            for key, pattern in (getattr(check, kind) or {}).items():
+                found.append(((*at, kind, key), pattern))
+    return found
 
 
 def _compile(env: jinja2.Environment, folder: Path, filename: str, known: set[str],

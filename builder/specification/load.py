@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import networkx as nx
 from pydantic import ValidationError
 
-from builder.errors import Location, Problem, did_you_mean, raise_if_any
+from builder.errors import Location, Problem, did_you_mean, raise_if_any, warning
 from builder.specification.builtin import search_path
 from builder.specification.fragments import FragmentLibrary, load_library
 from builder.specification.models import ImageDef, StacksFile, validate
@@ -82,6 +82,7 @@ def load_spec_partial(path: Path) -> tuple[Spec | None, list[Problem]]:
         if model is None:
             return None, problems
     dirs = fragment_dirs(path, model)
+    problems += _search_path_problems(path, model, source)
     library, fragment_problems = load_library(dirs)
     spec = Spec(path, model, source, library, _normalise_axes(model))
     broken: set[str] = set()
@@ -94,8 +95,37 @@ def load_spec_partial(path: Path) -> tuple[Spec | None, list[Problem]]:
     return _without(spec, broken), problems
 
 
+def _search_path_problems(path: Path, model: StacksFile, source: MarkedDict) -> list[Problem]:
+    """settings.fragments entries that point at nothing, at a file, or at a folder without any fragment.
+
+    Only entries written in the file are checked: with the default
+    ('fragments') a stack of built-in fragments needs no folder of its own. A
+    written entry must exist, or every fragment it was meant to hold is an
+    'unknown fragment', far from the real mistake.
+    """
+    settings = source.get("settings")
+    if not (isinstance(settings, MarkedDict) and "fragments" in settings):
+        return []
+    problems = []
+    for index, entry in enumerate(model.settings.fragments):
+        folder = path.parent / entry
+        where = locate(source, ("settings", "fragments", index), path)
+        if folder.is_dir():
+            if not any(folder.glob("*/fragment.yaml")):
+                problems.append(warning(f"settings.fragments: '{entry}' holds no fragment (no <name>/fragment.yaml in {folder})",
+                                        where, "remove the entry, or point it at a fragment library"))
+        elif folder.exists():
+            problems.append(Problem(f"settings.fragments: '{entry}' is a file, not a folder of fragments", where,
+                                    "list folders that hold <name>/fragment.yaml"))
+        else:
+            problems.append(Problem(f"settings.fragments: '{entry}' does not exist (looked for {folder})", where,
+                                    "paths are relative to the folder of the stacks file"))
+    return problems
+
+
 def _salvage(source: MarkedDict) -> tuple[StacksFile | None, set[str]]:
-    """The file without the images, bases and axes that have schema errors, if that validates."""
+    """The file without the images, bases, axes and settings that have schema errors (settings at their
+    defaults), and without a hub section that has any, if that validates."""
     try:
         StacksFile.model_validate(source)
         return None, set()
@@ -103,11 +133,17 @@ def _salvage(source: MarkedDict) -> tuple[StacksFile | None, set[str]]:
         locations = [error["loc"] for error in exc.errors()]
     bad: dict[str, set[str]] = {}
     for loc in locations:
-        if len(loc) >= 2 and loc[0] in ("images", "bases", "axes") and isinstance(loc[1], str):
+        if len(loc) >= 2 and loc[0] in ("images", "bases", "axes", "settings") and isinstance(loc[1], str):
             bad.setdefault(str(loc[0]), set()).add(loc[1])
+        elif loc and loc[0] == "hub":
+            bad["hub"] = set()  # only `stacks hub-config` reads it: the rest is checked without it
         else:
-            return None, set()  # settings, hub or the top level: nothing later can be trusted
+            return None, set()  # the top level, or settings as a whole: nothing later can be trusted
+    if "fragments" in bad.get("settings", set()):
+        return None, set()  # without the search path no fragment can be found: every image would follow on
     data = dict(source)
+    if "hub" in bad:
+        del data["hub"]
     for section, names in bad.items():
         if isinstance(data.get(section), dict):
             data[section] = {k: v for k, v in data[section].items() if k not in names}
@@ -115,7 +151,8 @@ def _salvage(source: MarkedDict) -> tuple[StacksFile | None, set[str]]:
         model = StacksFile.model_validate(data)
     except ValidationError:
         return None, set()
-    return model, {f"{section}:{name}" for section, names in bad.items() for name in names}
+    return model, {f"{section}:{name}" for section, names in bad.items() if section in ("images", "bases", "axes")
+                   for name in names}
 
 
 def _without(spec: Spec, broken: set[str]) -> Spec:

@@ -281,6 +281,43 @@ class ParamSpec(Strict):
             data = {**data, "required": True}
         return data
 
+    def typed(self, value: Any, convert: bool = True) -> Any:
+        """`value` checked against the type and choices (ValueError if it fits neither).
+
+        With `convert`, text rendered from a template is read as the declared
+        type first ("3" is 3 for an integer); a default written in
+        fragment.yaml is checked as YAML read it (`convert=False`).
+        """
+        kind = self.type
+        if convert:
+            value = _converted(value, kind)
+        valid = {
+            "string": isinstance(value, str),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+            "list": isinstance(value, list),
+        }[kind]
+        if not valid:
+            hint = " (quote it)" if kind == "string" else ""
+            raise ValueError(f"expected {'an' if kind == 'integer' else 'a'} {kind}{hint}, got {type(value).__name__} {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{value!r} is not one of {self.choices}")
+        return value
+
+
+def _converted(value: Any, kind: str) -> Any:
+    if kind == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    if kind == "number" and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
 
 class KernelSpec(Strict):
     name: str = Field(description="Kernelspec name it registers (jupyter kernelspec list).")

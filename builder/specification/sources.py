@@ -66,7 +66,11 @@ def decode(data: bytes, path: Path) -> str:
 
 
 def _too_big(path: Path, limit: int) -> Problem:
-    return Problem(f"file is larger than {limit // 1024 // 1024} MiB", Location(path))
+    """No line is named: the file is refused before any of it is parsed, so no line is known to be at fault."""
+    return Problem(f"file is larger than {limit // 1024 // 1024} MiB, the limit for this kind of file; "
+                   "it is refused unread, so no line can be named", Location(path),
+                   "a spec, fragment.yaml or template is text of a few KiB; files a fragment copies may be up to "
+                   f"{MAX_FILE_BYTES // 1024 // 1024} MiB")
 
 
 def _kind(mode: int) -> str:

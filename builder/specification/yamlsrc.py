@@ -93,6 +93,8 @@ def load_mapping(path: Path, text: str | None = None) -> MarkedDict:
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_syntax_problem(path, exc)]) from None
+    except yaml.reader.ReaderError as exc:
+        raise SpecError([_reader_problem(path, text, exc)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(f"invalid YAML: {exc}", Location(path))]) from None
     finally:
@@ -180,12 +182,38 @@ def _node_kind(node: yaml.Node) -> str:
 
 
 def _syntax_problem(path: Path, exc: yaml.MarkedYAMLError) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
+    """The fault where the user can fix it: an unclosed quote at its opening quote (PyYAML names the
+    end of the file, where nothing is wrong), anything else where parsing failed, with where the
+    construct that failed began when that is another line."""
+    problem, context = exc.problem or "invalid YAML", exc.context or ""
+    begun = exc.context_mark
+    if "quoted scalar" in context and "end of stream" in problem and begun is not None:
+        return Problem("YAML syntax error: this quoted value is never closed (the file ends inside it)",
+                       Location(path, begun.line + 1, begun.column + 1),
+                       "close the quote; inside a value write a quote as '' (single-quoted) or \\\" (double-quoted)")
+    mark = exc.problem_mark or begun
     where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
-    what = exc.problem or "invalid YAML"
-    if exc.context:
-        what = f"{exc.context}, {what}"
-    return Problem(f"YAML syntax error: {what}", where)
+    what = f"{context}, {problem}" if context else problem
+    hint = None
+    if begun is not None and mark is not None and begun.line != mark.line:
+        hint = f"{context.removeprefix('while ').replace('parsing ', '').replace('scanning ', '')} began at line {begun.line + 1}, column {begun.column + 1}"
+    return Problem(f"YAML syntax error: {what}", where, hint)
+
+
+def _reader_problem(path: Path, text: str, exc: yaml.reader.ReaderError) -> Problem:
+    """A character YAML does not allow (a NUL byte, say), at its line and column in the text.
+
+    The reader stops at the first such character, so its first occurrence is the one; libyaml counts
+    its position in UTF-8 bytes, not characters, so the position is only the fallback."""
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+    position = text.find(chr(code))
+    if position < 0:
+        position = len(text.encode()[: max(exc.position, 0)].decode(errors="ignore"))
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    name = {0: " (NUL)", 0x7F: " (DEL)"}.get(code, "")
+    return Problem(f"YAML does not allow the control character U+{code:04X}{name}", Location(path, line, column),
+                   "remove it; such a byte usually means a binary file or a damaged copy")
 
 
 def _yaml_type(value: Any) -> str:

@@ -225,3 +225,5 @@ def test_stacks_test_fails_on_broken_promises_and_says_what_came_back(tiny: Path
     junit = (tiny / "build" / "junit.xml").read_text()
     assert junit.count("<failure") == 2 and junit.count("<skipped") == 1
     assert "note says goodbye (note): expected" in result.stderr
+    assert "[0/1] testing side: declared checks, kernel python3" in result.stderr  # progress, as `stacks build` gives
+    assert "[1/1] FAILED side: " in result.stderr

@@ -99,7 +99,9 @@ def test_smoke_image_runs_the_suites_in_registry_order(nodes) -> None:
     with StubJupyter() as stub:
         runner = FakeContainers({nodes["notebook"].local_ref: ImageFacts({"Cmd": ["start-notebook.py"], "User": "1000"}, {})},
                                 jupyter_container(stub))
-        results = smoke_image(runner, nodes["notebook"], CheckOptions())
+        heard: list[str] = []
+        results = smoke_image(runner, nodes["notebook"], CheckOptions(), on_suite=heard.append)
+    assert heard[0].startswith("declared checks") and heard[1:] == ["start scripts (user, umask, hooks)", "server"]
     assert runner.roles() == ["idle", "remap", "token", "password"]
     assert [r.kind for r in results][:2] == ["label", "start"] and results[-1].kind == "server"
     assert all(c.removed for c in runner.started)

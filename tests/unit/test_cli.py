@@ -169,3 +169,67 @@ def test_schema_prints_json_schema(capsys, kind: str) -> None:
     assert ("images" if kind == "stacks" else "description") in document["required"]
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.Draft202012Validator.check_schema(document)
+
+
+# --- --json: stdout is JSON whatever other flag comes with it -------------------------------------
+
+#: every command with --json, with the other flags it is checked with
+JSON_RUNS = {
+    "plan": [[], ["--explain"]],
+    "tags": [[], ["python"], ["--registry", "127.0.0.1:5000/team"]],
+    "matrix": [[], ["--platform", "linux/amd46"], ["--only-verified", "--max-jobs", "1"]],
+}
+
+
+def _commands_with_json() -> set[str]:
+    import click
+
+    from builder.app.cli import cli
+
+    found = set()
+    for name, command in cli.commands.items():
+        subcommands = command.commands.items() if isinstance(command, click.Group) else [(name, command)]
+        for sub, leaf in subcommands:
+            if any("--json" in p.opts for p in leaf.params if isinstance(p, click.Option)):
+                found.add(sub if sub == name else f"{name} {sub}")
+    return found
+
+
+#: commands with --json that need a registry, checked in their own test file with --json and other flags
+JSON_CHECKED_ELSEWHERE = {"cache prune": "tests/unit/test_cache_prune_cli.py"}
+
+
+def test_every_command_with_json_is_checked_here() -> None:
+    assert _commands_with_json() == set(JSON_RUNS) | set(JSON_CHECKED_ELSEWHERE)
+
+
+@pytest.mark.parametrize("command, flags", [(c, f) for c, runs in JSON_RUNS.items() for f in runs])
+def test_json_with_any_other_flag_prints_only_json(capsys, monkeypatch, tmp_path, command: str, flags: list[str]) -> None:
+    from builder.app.workspace import Workspace
+
+    from .fakes import FakeEngine
+
+    monkeypatch.setattr(Workspace, "engine", property(lambda self: FakeEngine()))
+    code, out, err = run(capsys, command, "-f", str(MINI), "--json", *flags,
+                         *(["--out", str(tmp_path)] if command == "tags" else []))
+    assert code in (0, 1), err
+    document = json.loads(out)
+    if command == "plan" and "--explain" in flags:
+        assert all(set(row["build"]) == {"cached", "reasons"} for row in document)
+        assert document[0]["name"] and document[0]["build"]["reasons"]
+    if "--platform" in flags:
+        assert "warning: --platform linux/amd46" in err
+
+
+def test_plan_warnings_go_to_stderr_beside_json(stack, capsys) -> None:
+    path = stack("""
+    bases:
+      debian: {pull: "debian:12"}
+    axes:
+      os: [bookworm, trixie]
+    images:
+      lab: {base: debian, axes: [os], fragments: [os]}
+    hub: {image: lab, offer: [nope]}
+    """)
+    code, out, err = run(capsys, "matrix", "-f", str(path), "--json")
+    assert code == 0 and json.loads(out) and "warning: hub.offer: no image or variant named 'nope'" in err

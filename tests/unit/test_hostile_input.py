@@ -1,5 +1,11 @@
 """Hostile specs and fragments, as a pull request may bring them: each is a located error
-(or warning) and the documented exit status, never a traceback, a hang or a blown memory."""
+(or warning) and the documented exit status, never a traceback, a hang or a blown memory.
+
+Each case sits under the heading of its class: templates (the sandbox and its limits), YAML
+(reading, encoding, syntax faults, alias bombs), fragment folders (links, COPY, FROM), --out,
+stages (every independent error of every stage in one run, no follow-ons, warnings), inputs
+that were accepted (search paths, fragment declarations, hub offers, matrix includes), exit codes.
+"""
 from __future__ import annotations
 
 import os
@@ -80,7 +86,7 @@ def test_a_fragment_template_cannot_escape_the_sandbox(tmp_path: Path) -> None:
     assert any("tool/Dockerfile.j2:2:" in p and "unsafe" in p for p in plan_problems(path))
 
 
-# --- YAML ----------------------------------------------------------------------
+# --- YAML: reading, encoding, syntax faults, alias bombs -----------------------------------
 
 
 def test_billion_laughs_is_refused_quickly(tmp_path: Path) -> None:
@@ -147,6 +153,34 @@ def test_non_utf8_template_is_a_located_error(tmp_path: Path) -> None:
     (path.parent / "fragments" / "tool" / "Dockerfile.j2").write_bytes(b"RUN echo \xff\n")
     with pytest.raises(SpecError, match=r"tool/Dockerfile\.j2:1:10: error: file is not valid UTF-8"):
         load_spec(path)
+
+
+@pytest.mark.parametrize("text, where, message", [
+    (b'images:\n  lab: {base: "debian}\n  x: 1\n', "2:15", "this quoted value is never closed"),
+    (b"images:\n  lab: 'unclosed\n  x: 1\n", "2:8", "this quoted value is never closed"),
+    (b"images:\n  lab: {base: deb\x00ian}\n", "2:18", "YAML does not allow the control character U+0000 (NUL)"),
+    ("a: \u00e9\u00e9\u00e9\nb: x\x07y\n".encode(), "2:5", "YAML does not allow the control character U+0007"),
+    (b"a: 1\nb: [1, 2\n", "3:1", "did not find expected ',' or ']'\n    hint: a flow sequence began at line 2, column 4"),
+])
+def test_yaml_faults_name_the_line_at_fault(tmp_path: Path, text: bytes, where: str, message: str) -> None:
+    path = tmp_path / "stacks.yaml"
+    path.write_bytes(text)
+    with pytest.raises(SpecError) as excinfo:
+        load_mapping(path)
+    assert f"stacks.yaml:{where}: error: " in str(excinfo.value) and message in str(excinfo.value), str(excinfo.value)
+
+
+def test_a_nul_in_a_fragment_yaml_is_located(tmp_path: Path) -> None:
+    path = make_stack(tmp_path, SPEC, {"tool": {"meta": "name: tool\ndescription: a\x00b\n"}})
+    assert any("tool/fragment.yaml:2:15: error: YAML does not allow the control character U+0000" in p
+               for p in plan_problems(path))
+
+
+def test_an_oversized_spec_says_why_no_line_is_named(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "stacks.yaml"
+    path.write_bytes(b"a: " + b"x" * (3 * 1024 * 1024))
+    code, _, err = run(capsys, "plan", "-f", str(path))
+    assert code == 2 and "stacks.yaml: error: file is larger than 2 MiB" in err and "no line can be named" in err
 
 
 def test_complex_key_is_a_located_error(tmp_path: Path) -> None:
@@ -230,7 +264,7 @@ def test_out_pointing_at_a_foreign_file_is_an_error(tmp_path: Path, capsys, comm
     assert target.read_text() == "mine"
 
 
-# --- stages, follow-ons and warnings ---------------------------------------------------
+# --- stages: every independent error in one run, no follow-ons, warnings ---------------------
 
 
 STAGED = """
@@ -261,6 +295,21 @@ def test_errors_of_every_stage_show_in_one_run(tmp_path: Path) -> None:
     assert any("unknown base 'debain'" in p for p in problems)  # references
     assert any("unknown fragment 'pyy'" in p for p in problems)
     assert any("stacks.yaml:12:" in p and "requires 'python>=3.10'" in p for p in problems)  # contracts
+
+
+def test_schema_errors_in_settings_and_hub_do_not_hide_the_other_stages(tmp_path: Path) -> None:
+    spec = "settings: {local_prefix: Bad Prefix}\nhub: {port: 0}\n" + STAGED
+    problems = plan_problems(make_stack(tmp_path, spec))
+    assert any("stacks.yaml:1:" in p and "settings.local_prefix" in p for p in problems)  # schema, settings
+    assert any("stacks.yaml:2:" in p and "hub.port" in p for p in problems)  # schema, hub
+    assert any("unknown key 'fragmnts'" in p for p in problems)  # schema, images
+    assert any("unknown base 'debain'" in p for p in problems)  # references
+    assert any("requires 'python>=3.10'" in p for p in problems)  # contracts
+
+
+def test_a_broken_fragment_search_path_in_settings_stops_at_the_schema(tmp_path: Path) -> None:
+    problems = plan_problems(make_stack(tmp_path, "settings: {fragments: fragments}\n" + STAGED))
+    assert any("settings.fragments" in p for p in problems) and not any("unknown fragment" in p for p in problems)
 
 
 def test_follow_on_errors_are_dropped(tmp_path: Path) -> None:
@@ -309,6 +358,119 @@ def test_rules_that_do_nothing_and_vanished_images_are_warnings(tmp_path: Path, 
     assert "stacks.yaml:16:15: warning: image 'idle': this include rule names values no parent variant has" in err
     assert "stacks.yaml:19:5: warning: image 'gone' has no variants" in err
     assert "error" not in err
+
+
+# --- inputs that were accepted: fragment search paths --------------------------------------
+
+
+@pytest.mark.parametrize("entry, setup, expected", [
+    ("nowhere", None, "stacks.yaml:1:35: error: settings.fragments: 'nowhere' does not exist"),
+    ("notes.txt", "file", "stacks.yaml:1:35: error: settings.fragments: 'notes.txt' is a file, not a folder of fragments"),
+    ("empty", "folder", "stacks.yaml:1:35: warning: settings.fragments: 'empty' holds no fragment"),
+])
+def test_fragment_search_paths_that_hold_nothing_are_located(tmp_path: Path, capsys, entry: str, setup: str | None,
+                                                             expected: str) -> None:
+    path = make_stack(tmp_path, f"settings: {{fragments: [fragments, {entry}]}}\n" + SPEC)
+    if setup == "file":
+        (tmp_path / entry).write_text("not a folder")
+    elif setup == "folder":
+        (tmp_path / entry / "sub").mkdir(parents=True)
+    code, _, err = run(capsys, "plan", "-f", str(path))
+    assert expected in err
+    assert code == (0 if setup == "folder" else 2), err
+
+
+def test_the_default_fragment_folder_may_be_missing(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "stacks.yaml"
+    path.write_text("bases:\n  debian: {pull: 'debian:12', provides: [apt]}\nimages:\n  lab: {base: debian, fragments: [debian-os]}\n")
+    code, _, err = run(capsys, "plan", "-f", str(path))
+    assert code == 0 and "settings.fragments" not in err, err
+
+
+# --- inputs that were accepted: fragment declarations ---------------------------------------
+
+
+@pytest.mark.parametrize("param, line, message", [
+    ({"type": "integer", "default": "three"}, 6, "param 'level': the default contradicts the declaration: expected an integer"),
+    ({"type": "string", "default": "c", "choices": ["a", "b"]}, 6, "param 'level': the default contradicts the declaration: 'c' is not one of"),
+    ({"type": "boolean", "default": "yes"}, 6, "expected a boolean"),
+    ({"type": "integer", "default": 1, "choices": [1, "two"]}, 9, "param 'level': choice 2: expected an integer"),
+])
+def test_param_defaults_and_choices_must_fit_their_type(tmp_path: Path, param: dict, line: int, message: str) -> None:
+    meta = {"params": {"level": {**param, "description": "how much"}}}
+    path = make_stack(tmp_path, SPEC, {"tool": {"meta": meta, "body": "RUN echo {{ level }}\n"}})
+    problems = plan_problems(path)
+    assert any(f"tool/fragment.yaml:{line}:" in p and message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("check, key", [
+    ({"name": "c", "run": "true", "expect": "([unclosed"}, "checks.0.expect"),
+    ({"name": "c", "file": {"path": "/x", "contains": "a{1,2"}}, None),  # a valid pattern: no problem
+    ({"name": "c", "file": {"path": "/x", "contains": "(?P<x"}}, "checks.0.file.contains"),
+    ({"name": "c", "package": {"name": "p", "version": "^{{ version }}(["}}, "checks.0.package.version"),
+    ({"name": "c", "env": {"PATH": "*bin"}}, "checks.0.env.PATH"),
+    ({"name": "c", "label": {"a": "^{{ version }}$"}}, None),  # templates are not part of the pattern
+])
+def test_check_patterns_that_cannot_compile_are_located(tmp_path: Path, check: dict, key: str | None) -> None:
+    meta = {"params": {"version": {"type": "string", "default": "1"}}, "checks": [check]}
+    path = make_stack(tmp_path, SPEC, {"tool": {"meta": meta, "body": "RUN echo {{ version }}\n"}})
+    if key is None:
+        assert load_plan(path)["lab"] is not None
+        return
+    problems = plan_problems(path)
+    assert any("tool/fragment.yaml:" in p and f"{key}: the regular expression" in p and "does not compile" in p
+               for p in problems), problems
+
+
+def test_a_kernel_expect_that_cannot_compile_is_located(tmp_path: Path) -> None:
+    meta = {"kernel": {"name": "k", "language": "x", "snippet": "print(1)", "expect": "1)"}}
+    path = make_stack(tmp_path, SPEC, {"tool": {"meta": meta}})
+    assert any("tool/fragment.yaml:" in p and "kernel.expect: the regular expression '1)' does not compile" in p
+               for p in plan_problems(path))
+
+
+# --- inputs that were accepted: hub offers and matrix includes -------------------------------
+
+
+def test_hub_entries_naming_no_image_are_located_warnings(tmp_path: Path, capsys) -> None:
+    hub = "hub:\n  image: lab\n  offer: [lab, lba]\n  default: nope\n  gpu: {images: [gone]}\n"
+    path = make_stack(tmp_path, SPEC + hub)
+    code, _, err = run(capsys, "plan", "-f", str(path))
+    assert code == 0, err
+    assert "stacks.yaml:7:16: warning: hub.offer: no image or variant named 'lba'" in err
+    assert "did you mean 'lab'?" in err
+    assert "stacks.yaml:8:12: warning: hub.default: no image or variant named 'nope'" in err
+    assert "stacks.yaml:9:18: warning: hub.gpu.images: no image or variant named 'gone'" in err
+    assert "hub.image" not in err
+
+
+INCLUDED = """
+bases:
+  debian: {pull: "debian:12"}
+axes:
+  os: [bookworm, trixie]
+  py: ["3.11", "3.12"]
+images:
+  root:
+    base: debian
+    axes: [os]
+    exclude: [{os: trixie}]
+    include: [{os: trixie, py: "3.12"}]
+    fragments: [os]
+"""
+
+
+def test_plan_warnings_show_beside_errors_of_other_images(tmp_path: Path) -> None:
+    spec = SPEC + "  bad: {base: debain, fragments: [os]}\nhub: {image: lab, offer: [nope]}\n"
+    problems = plan_problems(make_stack(tmp_path, spec))
+    assert any("warning: hub.offer: no image or variant named 'nope'" in p for p in problems)
+    assert any("unknown base 'debain'" in p for p in problems)
+
+
+def test_an_include_naming_an_axis_the_image_lacks_is_located(tmp_path: Path) -> None:
+    problems = plan_problems(make_stack(tmp_path, INCLUDED))
+    assert any("stacks.yaml:11:28: error: image 'root': this include rule names axis 'py', which the image does not have"
+               in p for p in problems), problems
 
 
 # --- exit codes -------------------------------------------------------------------------
