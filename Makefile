@@ -24,7 +24,7 @@ help:
 	@echo "make stacks   build every verified image of $(SPEC) and smoke-test it, then STACKS_EXTRA (STACKS_SELECT= for all; reports in $(OUT)/)"
 	@echo "make test     unit and integration tests (starts a Docker engine if needed)"
 	@echo "make unit     static checks and fast tests only (no Docker)"
-	@echo "make check    static checks: ruff, mypy, the import contract (lint-imports)"
+	@echo "make check    static checks: ruff, mypy, the import contract (lint-imports), actionlint and zizmor on the workflows"
 	@echo "make lint     check stacks.yaml and every fragment (schema, templates, hadolint)"
 	@echo "make push     publish the tested images (STACKS_REGISTRY=host/namespace to override)"
 	@echo "make bench    benchmarks (bench/)"
@@ -59,11 +59,15 @@ render: $(VENV)/.installed
 graph: $(VENV)/.installed
 	$(STACKS) graph -f $(SPEC) --format svg --out $(OUT)/graph.svg
 
-# Static checks: style and bugs (ruff), types (mypy), the layers of builder/ (import-linter).
+# Static checks: style and bugs (ruff), types (mypy), the layers of builder/ (import-linter),
+# the workflows (actionlint, with shellcheck when installed; zizmor's security audits, offline).
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/actionlint -no-color $(WORKFLOWS)
+	$(VENV)/bin/zizmor --offline --no-progress --quiet .github/workflows
 
 unit: check
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)

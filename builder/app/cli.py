@@ -291,14 +291,13 @@ PLATFORM_OPTION = click.option("--platform", "platforms", multiple=True, metavar
 @click.option("--runner", "runners", multiple=True, metavar="PLATFORM=LABEL",
               help="CI runner label of a platform (repeatable); defaults: linux/amd64=ubuntu-24.04, linux/arm64=ubuntu-24.04-arm.")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Jobs per platform and stage at most.")
-@click.option("--push-platform", default="linux/amd64", show_default=True, help="The platform whose jobs publish.")
 @ONLY_VERIFIED
 def matrix(spec_file: Path, images: tuple[str, ...], as_json: bool, platforms: tuple[str, ...], runners: tuple[str, ...],
-           max_jobs: int, push_platform: str, only_verified: bool) -> None:
+           max_jobs: int, only_verified: bool) -> None:
     """The CI job matrix: per platform, jobs that build the roots of the DAG, then jobs for the subtrees below them."""
     from builder.app.outputs_cmd import run_matrix
 
-    run_matrix(spec_file, images, only_verified, platforms, runners, max_jobs, as_json, push_platform)
+    run_matrix(spec_file, images, only_verified, platforms, runners, max_jobs, as_json)
 
 
 @cli.command()

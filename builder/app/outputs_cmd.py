@@ -17,7 +17,7 @@ from builder.app.workspace import Workspace
 from builder.building.site import SiteError, ca_bundle
 from builder.errors import SpecError, raise_if_any
 from builder.outputs.bake import BakeOptions, bake_graph, bootstrapped_bases, check_bake, graph_difference, make_bake, plan_graph, write_bake
-from builder.outputs.ci_matrix import DEFAULT_PUSH_PLATFORM, make_matrix, parse_runners, table
+from builder.outputs.ci_matrix import make_matrix, parse_runners, table
 from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, compose_text, config_text, docker_socket_gid, dotenv,
                                         env_text, hub_plan, manifest_refs, password_problems, version_warnings)
 from builder.owned import claim_dir, write_file
@@ -73,7 +73,7 @@ def run_bake(spec_file: Path, images: Iterable[str], out: Path, contexts: Path |
 
 
 def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, platforms: Iterable[str],
-               runners: Iterable[str], max_jobs: int, as_json: bool, push_platform: str = DEFAULT_PUSH_PLATFORM) -> None:
+               runners: Iterable[str], max_jobs: int, as_json: bool) -> None:
     """`stacks matrix`: the jobs as a table, or (--json) the one-line JSON the CI workflow reads."""
     try:
         runner_map = parse_runners(runners)
@@ -82,7 +82,7 @@ def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, plat
     plan = Workspace(spec_file=spec_file).plan()
     for problem in platform_warnings(plan, platforms):
         _err(str(problem))
-    matrix = make_matrix(plan, images, only_verified, platforms, runner_map, max_jobs, push_platform)
+    matrix = make_matrix(plan, images, only_verified, platforms, runner_map, max_jobs)
     if as_json:
         click.echo(json.dumps(matrix.to_json(), separators=(",", ":")))
     else:

@@ -31,8 +31,6 @@ DEFAULT_MAX_JOBS = 8
 STAGES = ("roots", "branches")
 #: Name prefix of the CI artifact in which a roots job hands its images to branch jobs.
 ARTIFACT_PREFIX = "images-"
-#: `stacks push` publishes the local engine's image, one platform per tag: only jobs of this platform push.
-DEFAULT_PUSH_PLATFORM = "linux/amd64"
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,6 @@ class Job:
     images: tuple[str, ...]  # the nodes that are images (what `stacks test` checks)
     needs: tuple[str, ...]
     weight: int
-    push: bool = False
     export: bool = False  # a roots job whose images some branch job loads
 
     def to_json(self) -> dict[str, Any]:
@@ -57,7 +54,7 @@ class Job:
             "id": self.id, "stage": self.stage, "platform": self.platform,
             "arch": self.platform.rsplit("/", 1)[-1], "runner": self.runner,
             "nodes": " ".join(self.nodes), "images": " ".join(self.images), "refs": " ".join(self.refs),
-            "needs": " ".join(self.needs), "weight": self.weight, "push": self.push, "export": self.export,
+            "needs": " ".join(self.needs), "weight": self.weight, "export": self.export,
             "artifact": ARTIFACT_PREFIX + self.id, "artifacts": artifact_pattern(self.needs),
         }
 
@@ -82,9 +79,9 @@ class Matrix:
 
 def make_matrix(plan: Plan, images: Iterable[str] = (), only_verified: bool = False,
                 platforms: Iterable[str] = (), runners: dict[str, str] | None = None,
-                max_jobs: int = DEFAULT_MAX_JOBS, push_platform: str = DEFAULT_PUSH_PLATFORM) -> Matrix:
-    """Cut the selected part of `plan` into jobs per platform (all platforms of the selection by default);
-    the jobs of `push_platform` are the ones that publish."""
+                max_jobs: int = DEFAULT_MAX_JOBS) -> Matrix:
+    """Cut the selected part of `plan` into jobs per platform (all platforms of the selection by default).
+    None of them publishes: the workflow's publish job pushes every platform's images from the cache."""
     selected = plan.select(images, only_verified)
     runner_of = {**DEFAULT_RUNNERS, **(runners or {})}
     present = sorted({p for node in selected for p in node.platforms})
@@ -96,7 +93,7 @@ def make_matrix(plan: Plan, images: Iterable[str] = (), only_verified: bool = Fa
             nodes = [n for n in selected if platform in n.platforms]
             found = _platform_jobs(nodes, platform, runner_of[platform], max_jobs)
             needed = {need for job in found for need in job.needs}
-            jobs += [replace(job, push=platform == push_platform, export=job.id in needed) for job in found]
+            jobs += [replace(job, export=job.id in needed) for job in found]
     return Matrix(tuple(jobs), skipped)
 
 

@@ -117,7 +117,6 @@ def test_platforms_follow_the_fragments(plan: Plan) -> None:
     assert "d" in amd and "d" not in arm
     assert amd - arm == {"d"}
     assert {job.runner for job in _jobs(matrix, "linux/arm64")} == {"ubuntu-24.04-arm"}
-    assert [job.push for job in matrix.jobs] == [job.platform == "linux/amd64" for job in matrix.jobs]
 
 
 def test_unknown_platforms_need_a_runner(stack) -> None:
@@ -147,7 +146,8 @@ def test_json_is_what_the_workflow_reads(plan: Plan) -> None:
     assert set(document) >= {"roots", "branches", "platforms", "jobs"}
     for stage in ("roots", "branches"):
         for entry in document[stage]["include"]:
-            assert set(entry) >= {"id", "runner", "nodes", "images", "refs", "needs", "push", "artifact", "artifacts", "platform"}
+            assert set(entry) >= {"id", "runner", "nodes", "images", "refs", "needs", "artifact", "artifacts", "platform"}
+            assert "push" not in entry  # the publish job pushes every platform, after all of them passed
             assert all(isinstance(entry[k], str) for k in ("nodes", "images", "refs", "needs", "artifact", "artifacts"))
             assert entry["artifact"] == "images-" + entry["id"]
     branch = document["branches"]["include"][0]

@@ -147,11 +147,73 @@ def test_every_stacks_command_line_parses() -> None:
     assert calls >= 5
 
 
-def test_actions_are_pinned_to_a_major_version() -> None:
+USES = re.compile(r"^\s*-?\s*uses:\s*(\S+)(.*)$", re.MULTILINE)
+PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
+VERSION_COMMENT = re.compile(r"\s+#\s*v\d+(\.\d+){0,2}\s*")
+
+
+def test_actions_are_pinned_by_commit_digest_with_their_version() -> None:
+    """A tag can be moved to other code; a commit cannot. The comment says which release the digest is."""
+    pinned = 0
     for path in WORKFLOWS:
-        for _, _, step in steps(load(path)):
-            if "uses" in step:
-                assert re.match(r"^[\w.-]+/[\w.-]+@v\d+$", step["uses"]), f"{path.name}: {step['uses']}"
+        for match in USES.finditer(path.read_text(encoding="utf-8")):
+            where = f"{path.name}: {match[0].strip()}"
+            assert PINNED.fullmatch(match[1]), f"{where}: not pinned by a 40-hex commit digest"
+            assert VERSION_COMMENT.fullmatch(match[2]), f"{where}: no `# vX.Y.Z` comment"
+            pinned += 1
+    assert pinned >= 10
+
+
+def test_one_action_one_digest() -> None:
+    """Every use of an action names the same commit and version (an update cannot miss one)."""
+    seen: dict[str, str] = {}
+    for path in WORKFLOWS:
+        for match in USES.finditer(path.read_text(encoding="utf-8")):
+            action, _, digest = match[1].partition("@")
+            pin = f"{digest} {match[2].strip()}"
+            assert seen.setdefault(action, pin) == pin, f"{path.name}: {action} pinned as {pin}, elsewhere {seen[action]}"
+
+
+def test_no_expression_in_a_script() -> None:
+    """Values from the matrix (stacks.yaml, which a pull request can change), inputs and events reach
+    a script only through env:, never spliced into its text."""
+    for path in WORKFLOWS:
+        for job_name, _, step in steps(load(path)):
+            assert not EXPRESSION.search(step.get("run", "")), f"{path.name}: job {job_name}: ${{{{ }}}} in run: {step['run']}"
+
+
+def test_checkouts_keep_no_credentials_and_jobs_ask_for_least_privilege() -> None:
+    for path in WORKFLOWS:
+        document = load(path)
+        assert document["permissions"] in ({}, {"contents": "read"}), f"{path.name}: workflow-wide permissions"
+        for job_name, job in document["jobs"].items():
+            assert "permissions" in job or document["permissions"] == {"contents": "read"}, f"{path.name}: job {job_name}"
+            granted = job.get("permissions", document["permissions"])
+            assert set(granted.values()) <= {"read", "write"} and granted.get("contents") == "read", job_name
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, f"{path.name}: job {job_name}"
+    ci = load(ROOT / ".github/workflows/ci.yml")
+    assert ci["jobs"]["plan"]["permissions"] == {"contents": "read"}  # lint, tests, matrix: no registry
+
+
+def test_secrets_only_where_they_are_used() -> None:
+    for path in WORKFLOWS:
+        document = load(path)
+        assert "secrets." not in yaml.safe_dump(document.get("env", {})), path.name
+        for job_name, job, step in steps(document):
+            assert "secrets." not in yaml.safe_dump(job.get("env", {})), f"{path.name}: job {job_name}"
+            if "secrets." in yaml.safe_dump(step):
+                named = set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(step)))
+                assert named and ("uses" in step or named <= set(step.get("env", {}))), f"{path.name}: {step}"
+
+
+def test_workflows_pass_zizmor() -> None:
+    """zizmor's security audits (template injection, credentials kept by checkouts, unpinned actions,
+    excessive permissions, ...), offline: the same run as `make check`."""
+    result = subprocess.run([_tool("zizmor"), "--offline", "--no-progress", ".github/workflows"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_matrix_wiring(matrix_json: dict[str, Any]) -> None:
@@ -197,6 +259,7 @@ def test_branch_jobs_download_exactly_their_parents(matrix_json: dict[str, Any])
     assert upload["with"]["name"] == "${{ matrix.artifact }}"
     assert download["with"]["pattern"] == "${{ matrix.artifacts }}"
     assert upload["if"] == "matrix.export && env.STACKS_CACHE_READONLY == '1'"  # a writable cache hands them on
+    assert upload["with"]["if-no-files-found"] == "error"  # the list of what was handed on is always there
     assert download["if"] == "env.STACKS_CACHE_READONLY == '1'"
     uploaded = {e["id"]: e["artifact"] for e in matrix_json["roots"]["include"]}
     exported = {e["id"] for e in matrix_json["roots"]["include"] if e["export"]}
@@ -206,21 +269,38 @@ def test_branch_jobs_download_exactly_their_parents(matrix_json: dict[str, Any])
         got = {name for name in uploaded.values() if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
         assert got == {uploaded[need] for need in entry["needs"].split()}, entry["id"]
     save = next(s for s in ci["jobs"]["roots"]["steps"] if "docker save" in s.get("run", ""))
-    assert "${{ matrix.refs }}" in save["run"] and "${{ matrix.artifact }}" in save["run"]
+    assert save["env"] == {"REFS": "${{ matrix.refs }}", "ARTIFACT": "${{ matrix.artifact }}"}
+    assert "docker image inspect" in save["run"]  # cache hits were never pulled: only what is here is saved
 
 
-def test_pull_requests_never_publish() -> None:
+def test_pull_requests_never_publish_and_publishing_waits_for_every_platform() -> None:
     ci = load(ROOT / ".github/workflows/ci.yml")
     assert "pull_request" in ci["on"] and ci["on"]["push"]["branches"] == ["main"]
     publishing = [(job, step) for job, _, step in steps(ci) if re.search(r"\b(make push|stacks push)\b", step.get("run", ""))]
-    assert len(publishing) == 2
-    for job, step in publishing:
-        guard = step.get("if", "")
-        assert "github.event_name == 'push'" in guard and "github.ref == 'refs/heads/main'" in guard, job
-        assert "matrix.push" in guard, job
+    assert [job for job, _ in publishing] == ["publish"]
+    publish = ci["jobs"]["publish"]
+    guard = " ".join(publish["if"].split())
+    assert "github.event_name == 'push'" in guard and "github.ref == 'refs/heads/main'" in guard
+    assert "!contains(needs.*.result, 'failure')" in guard and "!cancelled()" in guard
+    assert set(publish["needs"]) == {"plan", "roots", "branches"} and "strategy" not in publish
+    step = publishing[0][1]
+    assert "matrix." not in yaml.safe_dump(publish) and 'STACKS_SELECT="$SELECT"' in step["run"]
+    assert "STACKS_CACHE" in step["run"]  # from the cache: nothing is rebuilt
     for job, _, step in steps(ci):
         if "secrets." in yaml.safe_dump(step):
-            assert step in [s for _, s in publishing], f"job {job}: only publishing steps see secrets"
+            assert step in [s for _, s in publishing], f"job {job}: only the publishing step sees secrets"
+
+
+def test_each_platform_job_passes_its_platform_to_stacks(matrix_json: dict[str, Any]) -> None:
+    ci = load(ROOT / ".github/workflows/ci.yml")
+    assert {e["runner"] for e in matrix_json["roots"]["include"] if e["platform"] == "linux/arm64"} == {"ubuntu-24.04-arm"}
+    assert {e["runner"] for e in matrix_json["roots"]["include"] if e["platform"] == "linux/amd64"} == {"ubuntu-24.04"}
+    for name in ("roots", "branches"):
+        job = ci["jobs"][name]
+        assert job["env"]["STACKS_PLATFORM"] == "${{ matrix.platform }}"
+        build = next(s for s in job["steps"] if "make stacks" in s.get("run", ""))
+        assert "STACKS_PLATFORM" in build["run"].split("--preserve-env=", 1)[1].split()[0].split(",")
+        assert "STACKS_EXTRA= " in build["run"]  # the matrix places every image; no job builds extras
 
 
 def test_bake_workflow_uses_the_file_it_writes() -> None:
@@ -251,6 +331,10 @@ def test_the_checks_can_fail() -> None:
         check_stacks_call("new", "")
     check_stacks_call("new", "kernel demo --package x --version 1")
     assert _braces("{images-a,images-b}") == ["images-a", "images-b"]
+    moving = USES.search("      - uses: actions/checkout@v5  # v5.1.0")
+    assert moving and not PINNED.fullmatch(moving[1])
+    bare = USES.search("      - uses: actions/checkout@" + "f" * 40)
+    assert bare and PINNED.fullmatch(bare[1]) and not VERSION_COMMENT.fullmatch(bare[2])
 
 
 def _tool(name: str) -> str:
@@ -276,9 +360,10 @@ def test_image_jobs_use_the_registry_cache_and_forks_only_read_it() -> None:
         job = ci["jobs"][name]
         assert job["permissions"] == {"contents": "read", "packages": "write"}
         cache = next(s for s in job["steps"] if "STACKS_CACHE=" in s.get("run", ""))
-        assert "ghcr.io/${OWNER,,}/stacks-cache" in cache["run"] and "STACKS_CACHE_READONLY=1" in cache["run"]
+        assert "$CACHE_REGISTRY/${OWNER,,}/stacks-cache" in cache["run"] and "STACKS_CACHE_READONLY=1" in cache["run"]
         assert cache["env"]["FORK"] == "${{ github.event.pull_request.head.repo.fork || false }}"
-        assert "docker login ghcr.io" in cache["run"] and "--password-stdin" in cache["run"]
+        assert ci["env"]["CACHE_REGISTRY"] == "ghcr.io"
+        assert 'docker login "$CACHE_REGISTRY"' in cache["run"] and "--password-stdin" in cache["run"]
         build = next(s for s in job["steps"] if "make stacks" in s.get("run", ""))
         assert "STACKS_CACHE,STACKS_CACHE_READONLY" in build["run"]
         order = [s.get("name", s.get("uses", "")) for s in job["steps"]]
