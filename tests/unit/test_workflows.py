@@ -368,3 +368,21 @@ def test_image_jobs_use_the_registry_cache_and_forks_only_read_it() -> None:
         assert "STACKS_CACHE,STACKS_CACHE_READONLY" in build["run"]
         order = [s.get("name", s.get("uses", "")) for s in job["steps"]]
         assert order.index(cache["name"]) < order.index(build["name"])
+
+
+def test_bake_builds_each_image_for_the_platforms_its_matrix_jobs_build(matrix_json: dict[str, Any], tmp_path: Path) -> None:
+    """`stacks bake` and the CI matrix read the same plan: an image's bake `platforms` are exactly the
+    platforms whose jobs build it (the plan job writes the bake file with the same selection)."""
+    select = load(ROOT / ".github/workflows/ci.yml")["env"]["SELECT"].split()
+    out = tmp_path / "docker-bake.json"
+    result = CliRunner().invoke(cli, ["bake", "-f", str(ROOT / "stacks.yaml"), *select, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    targets = json.loads(out.read_text())["target"]
+    built: dict[str, set[str]] = {}
+    for stage in ("roots", "branches"):
+        for entry in matrix_json[stage]["include"]:
+            for name in entry["images"].split():
+                built.setdefault(name, set()).add(entry["platform"])
+    assert set(targets) == set(built)
+    assert {name: set(t["platforms"]) for name, t in targets.items()} == built
+    assert set(matrix_json["platforms"]) == {p for t in targets.values() for p in t["platforms"]}
