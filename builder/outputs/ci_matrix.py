@@ -5,12 +5,16 @@ rebuild the shared parents (foundation, python, lab) over and over. So each
 platform's part of the plan is cut in two stages:
 
 * `roots`: one job per root base. It builds the top of that tree, every image
-  that more than one job needs (the "trunk"), and exports those images for
-  the next stage. A small tree is built whole by its roots job.
+  that more than one job needs (the "trunk"); they reach the next stage
+  through the registry cache, or, where the cache is read-only, as the job's
+  artifact (`refs`, `artifact`). A small tree is built whole by its roots job.
 * `branches`: the subtrees that hang below a trunk, packed into jobs of about
-  equal weight (the `weight` of a node: its build slots). A branch job loads
-  the trunk images its roots jobs exported, so `stacks build` finds them
-  cached by content hash and builds only its own subtree.
+  equal weight (the `weight` of a node: its build slots). A branch job finds
+  the trunk images by content hash in the cache (or in the artifacts of the
+  roots jobs it `needs`) and builds only its own subtree.
+
+No job publishes: the workflow's publish job pushes every platform's images
+from the cache once all jobs passed.
 
 An image's platforms are its parent's narrowed by its fragments, so a
 platform's part of the plan is closed under parents and each platform's
