@@ -4,8 +4,12 @@ GitHub Actions itself cannot run here, so these checks stand in for it: the
 files parse; every `make` target they name is in the Makefile and every
 `stacks` command line parses with the real CLI; the matrix jobs read only
 fields the matrix has; artifacts handed from roots to branch jobs match;
-pull requests never publish; actionlint (with shellcheck on every run: script)
-finds nothing.
+pull requests never publish, and the one publish job waits for every platform;
+actionlint (with shellcheck on every run: script) and zizmor find nothing; and
+the security rules of docs/ci.md hold: actions pinned by commit digest with
+their version, no expression inside a script, checkouts without credentials,
+permissions per job, secrets only in the steps that use them. The paths the
+workflow takes at run time are tests/integration/test_workflow_paths.py's.
 """
 from __future__ import annotations
 
