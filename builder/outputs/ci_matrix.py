@@ -53,7 +53,7 @@ class Job:
     export: bool = False  # a roots job whose images some branch job loads
 
     def to_json(self) -> dict[str, Any]:
-        """Strings joined by spaces: the values go straight into shell commands of the workflow."""
+        """Strings joined by spaces: the workflow passes them to its shell commands through `env:`, as words."""
         return {
             "id": self.id, "stage": self.stage, "platform": self.platform,
             "arch": self.platform.rsplit("/", 1)[-1], "runner": self.runner,
