@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from builder.adapters.bootstrap import bootstrap_tarball
 from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, Engine, ImageInfo
 from builder.plan.hashing import explain_change
-from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
+from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, digest_of, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import write_context
 from builder.building.results import ImageResult
@@ -183,7 +183,7 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
             sink(f"pulling {node.local_ref}")
             engine.pull(node.local_ref)
             return
-        labels = image_labels(plan, node)
+        labels = image_labels(plan, node, base_digest=_parent_digest(plan, node, engine))
         if node.kind == "bootstrap":
             assert node.base and node.base.bootstrap
             workdir = options.out_dir / "tmp"
@@ -201,6 +201,14 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         cache = options.cache if options.cache is not None and options.cache.enabled else None
         layers = (cache.latest_ref(node),) if cache is not None else ()
         engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None), sink)
+
+
+def _parent_digest(plan: Plan, node: Node, engine: Engine) -> str:
+    """The digest of the parent image a build starts from (present: it was ensured before), for `base.digest`."""
+    if node.parent is None:
+        return ""
+    parent = engine.image(plan[node.parent].local_ref)
+    return digest_of(parent.id, parent.repo_digests) if parent is not None else ""
 
 
 def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: RegistryCache | None,
