@@ -104,15 +104,16 @@ def git_revision(folder: Path) -> str | None:
 
 
 def git_state(folder: Path) -> str | None:
-    """HEAD's commit id, with `-dirty` when tracked or new (not ignored) files differ from it; None outside git."""
+    """HEAD's commit id, with `-dirty` when tracked files differ from it (as `git describe --dirty` says; new
+    files do not count, or the build's own output folder would make every build dirty); None outside git."""
     revision = git_revision(folder)
     return revision + DIRTY if revision and git_dirty(folder) else revision
 
 
 @functools.lru_cache(maxsize=16)
 def git_dirty(folder: Path) -> bool:
-    """Whether the work tree holding `folder` has uncommitted changes (untracked files count; ignored ones do not)."""
-    return bool(_git(folder, "status", "--porcelain"))
+    """Whether tracked files of the work tree holding `folder` have uncommitted changes (staged or not)."""
+    return bool(_git(folder, "status", "--porcelain", "--untracked-files=no"))
 
 
 @functools.lru_cache(maxsize=16)
