@@ -108,16 +108,19 @@ def cache_options(command):
               help="Where logs, contexts and the report go.")
 @click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Build the selected images again (not their bases), every step anew: no image of the same content "
+                   "hash, no layer of an earlier build, no registry cache is used.")
 @ONLY_VERIFIED
 @cache_options
 def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path,
-          ca_certs: tuple[Path, ...], only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
+          ca_certs: tuple[Path, ...], no_cache: bool, only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
     """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
     from builder.app.commands import run_build
 
     argv = (click.get_current_context().find_root().obj or {}).get("argv")  # set by main(): the receipt's name
     code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified, (cache, cache_read_only),
-                     receipt=argv)
+                     receipt=argv, no_cache=no_cache)
     sys.exit(code)
 
 
@@ -185,6 +188,28 @@ def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run
 
     sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, overwrite_immutable,
                       (cache, True)))
+
+
+@cli.command()
+@FILE_OPTION
+@IMAGES_ARGUMENT
+@click.option("--update", is_flag=True,
+              help="Resolve the selected images (default: all) anew instead of keeping the entries they have.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Parallel build slots (as for build).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="Where the logs and the build report go.")
+@click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@ONLY_VERIFIED
+def lock(spec_file: Path, images: tuple[str, ...], update: bool, jobs: int | None, out: Path,
+         ca_certs: tuple[Path, ...], only_verified: bool) -> None:
+    """Write stacks.lock beside the stacks file: per image, the versions of every Python and npm package no
+    fragment pins, read from the image built without a lock entry (built first when needed). Images already
+    locked keep their entries unless --update is given (`stacks lock --update lab` resolves lab anew). Builds
+    install with the lock as constraints; an entry is part of its image's content hash (docs/lock.md)."""
+    from builder.app.lock_cmd import run_lock
+
+    sys.exit(run_lock(spec_file, list(images), update, jobs, out, ca_certs, only_verified))
 
 
 @cli.group(name="cache")

@@ -101,7 +101,7 @@ def _runs(words: list[str], tool: str, action: str) -> bool:
 def entry_from(pip_list: list[dict[str, Any]], npm_tree: dict[str, Any], pinned: Pins, built: str) -> LockEntry:
     """A lock entry from what an image holds (`pip list --format=json`, `npm ls -g --json --all`), without
     what the chain pins; `built` is the image's creation time (ISO 8601)."""
-    pip = {}
+    pip: dict[str, str] = {}
     for row in pip_list:
         name, version = str(row.get("name", "")), str(row.get("version", ""))
         if PIP_NAME.match(name) and _python_version(version) and canonicalize_name(name) not in pinned.pip:

@@ -7,7 +7,8 @@ file and raised together.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -31,7 +32,7 @@ class Spec:
     #: axis -> {value: variables}, in declaration order; the first value is the default.
     axes: dict[str, dict[str, dict[str, Any]]]
     #: stacks.lock beside the file (empty when there is none): builds install with it as constraints
-    lock: Lock = field(default_factory=lambda: Lock(Path("stacks.lock")))
+    lock: Lock = dataclasses.field(default_factory=lambda: Lock(Path("stacks.lock")))
 
     def where(self, *path: Any, key: bool = False) -> Location:
         """The location in stacks.yaml of a key path such as ('images', 'lab', 'parent')."""
