@@ -212,6 +212,23 @@ def lock(spec_file: Path, images: tuple[str, ...], update: bool, jobs: int | Non
     sys.exit(run_lock(spec_file, list(images), update, jobs, out, ca_certs, only_verified))
 
 
+@cli.command()
+@FILE_OPTION
+@click.option("--all", "show_all", is_flag=True, help="List every pin, not only those behind the newest release.")
+@click.option("--no-lock", "no_lock", is_flag=True, help="Check only the fragments' pins, not stacks.lock's.")
+@click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Extra CA certificate (PEM) to trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: every pin with its newest release and state.")
+def outdated(spec_file: Path, show_all: bool, no_lock: bool, ca_certs: tuple[Path, ...], as_json: bool) -> None:
+    """The Python and npm versions the fragments pin (their pip/npm install commands, as rendered with params)
+    and stacks.lock holds, against the newest releases on the indexes builds use (PyPI and npm, or the mirrors
+    of STACKS_PIP_INDEX_URL / STACKS_NPM_REGISTRY and settings.build, trusting STACKS_CA_CERTS). Exit status 1
+    when an index cannot be reached."""
+    from builder.app.outdated_cmd import run_outdated
+
+    sys.exit(run_outdated(spec_file, ca_certs, show_all, not no_lock, as_json))
+
+
 @cli.group(name="cache")
 def cache_group() -> None:
     """The registry cache of images and test records (docs/cache.md)."""
