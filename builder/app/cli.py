@@ -28,7 +28,7 @@ ONLY_VERIFIED = click.option(
     help="Leave out images whose base or fragments are marked unverified (sources this host cannot reach). "
          "Also: STACKS_ONLY_VERIFIED=1.",
 )
-#: the IMAGES of build, test, tags, push, matrix and bake: definitions or variants, completed from the plan
+#: the IMAGES of build, test, tags, push, matrix, bake and lock: definitions or variants, completed from the plan
 IMAGES_ARGUMENT = click.argument("images", nargs=-1, shell_complete=complete_images)
 FILE_OPTION = click.option(
     "-f", "--file", "spec_file", type=click.Path(path_type=Path), default=Path("stacks.yaml"),

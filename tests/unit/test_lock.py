@@ -126,3 +126,11 @@ def test_an_entry_with_nothing_left_to_constrain_changes_nothing(stack) -> None:
     assert plan_of(path)["app"].hash == before["app"].hash
     assert before["app"].rendered is not None
     assert apply_lock(before["app"].rendered, LockEntry(), Pins({}, {}))[1] == ""
+
+
+def test_an_edited_lock_is_a_change_a_build_receipt_notices(stack) -> None:
+    from builder.app import noop
+
+    path = stack(SPEC, FRAGMENTS)
+    inputs = noop.receipt_inputs(plan_of(path), (), {})
+    assert (path.parent / "stacks.lock").resolve() in inputs  # not there yet: hashed as missing, then as written
