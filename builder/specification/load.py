@@ -178,7 +178,7 @@ def _without(spec: Spec, broken: set[str]) -> Spec:
             gone.add(name)
     images = {k: v for k, v in spec.model.images.items() if k not in gone}
     model = spec.model.model_copy(update={"images": images})
-    return Spec(spec.path, model, spec.source, spec.library, spec.axes)
+    return Spec(spec.path, model, spec.source, spec.library, spec.axes, spec.lock)
 
 
 def _normalise_axes(model: StacksFile) -> dict[str, dict[str, dict[str, Any]]]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ NPM_NAME = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9_][a-z0-9._~-]*$")
 NPM_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$")
 MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 _ENTRY_KEYS = ("resolved", "pip", "npm")
+_FIX = "fix it, or remove the entry (or the file) and run `stacks lock` to write it again"
 _HEADER = ("# stacks.lock: the resolved versions of the Python and npm packages no fragment pins, per image.\n"
            "# Written by `stacks lock`; refreshed by `stacks lock --update [IMAGE]`. Builds install with it as\n"
            "# constraints, and an image's entry is part of its content hash (docs/lock.md).\n")
@@ -103,7 +104,7 @@ def load_lock(path: Path) -> tuple[Lock, list[Problem]]:
         problems += found
         if entry is not None and not found:
             entries[str(name)] = entry
-    return Lock(path, entries, source), problems
+    return Lock(path, entries, source), [replace(p, hint=p.hint or _FIX) for p in problems]
 
 
 def lock_text(entries: Mapping[str, LockEntry]) -> str:
