@@ -177,7 +177,7 @@ def _pip_problem(name: str, version: Any) -> str | None:
     if not PIP_NAME.match(name):
         return "not a Python project name"
     if not isinstance(version, str):
-        return f"the version must be a quoted string (\"{version}\"), not a {type(version).__name__}"
+        return f"the version must be a quoted string; YAML read this one as the {type(version).__name__} {version!r}"
     try:
         Version(version)
     except InvalidVersion:
@@ -189,7 +189,7 @@ def _npm_problem(name: str, version: Any) -> str | None:
     if not NPM_NAME.match(name):
         return "not an npm package name"
     if not isinstance(version, str):
-        return f"the version must be a quoted string (\"{version}\"), not a {type(version).__name__}"
+        return f"the version must be a quoted string; YAML read this one as the {type(version).__name__} {version!r}"
     if not NPM_VERSION.match(version):
         return f"'{version}' is not an exact npm version (major.minor.patch)"
     return None
