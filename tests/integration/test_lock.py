@@ -77,6 +77,15 @@ def test_a_rebuild_from_the_lock_without_the_build_cache_installs_the_same_packa
     env = client.images.get(locked_ref).attrs["Config"]["Env"]
     assert not any(e.startswith("PIP_CONSTRAINT=") for e in env)  # the constraint ends with the build
 
+    # the OCI labels name the parent exactly, and a label that does not apply is not the parent's
+    rows = {r["name"]: r for r in json.loads((unpinned / "build" / "report.json").read_text())["images"]}
+    base = client.images.get(rows["debian"]["ref"])
+    labels = client.images.get(locked_ref).labels
+    assert labels["org.opencontainers.image.base.name"] == rows["debian"]["ref"]
+    assert labels["org.opencontainers.image.base.digest"] == base.id
+    assert base.labels["org.opencontainers.image.version"] == "bookworm"  # the bootstrapped base: its suite
+    assert labels["org.opencontainers.image.version"] == ""  # no fragment of app names a version
+
     older = lock_text.replace(f'idna: "{before["idna"]}"', 'idna: "3.6"')
     assert older != lock_text
     (unpinned / "stacks.lock").write_text(older)
