@@ -169,6 +169,8 @@ class DockerEngine:
             cmd += ["--cache-from", ref]
         if request.inline_cache:
             cmd += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+        if request.no_cache:
+            cmd.append("--no-cache")
         cmd.append(str(request.context))
         env = {**self.child_env, "DOCKER_BUILDKIT": "1"}
         proc = subprocess.Popen(
@@ -201,7 +203,7 @@ class DockerEngine:
         step = None
         stream = self.client.api.build(
             path=str(request.context), tag=request.tag, labels=request.labels, buildargs=request.build_args,
-            rm=True, forcerm=True, decode=True,
+            rm=True, forcerm=True, decode=True, nocache=request.no_cache,
         )
         for chunk in stream:
             if self._cancel.is_set():

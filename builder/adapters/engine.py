@@ -101,6 +101,7 @@ class BuildRequest:
     secrets: dict[str, Path] = field(default_factory=dict)
     cache_from: tuple[str, ...] = ()  # registry images whose inline layer cache BuildKit may import
     inline_cache: bool = False  # write layer cache metadata into the image (BUILDKIT_INLINE_CACHE=1)
+    no_cache: bool = False  # every step runs again: no layer of an earlier build is reused
 
 
 class Engine(Protocol):

@@ -28,7 +28,7 @@ ONLY_VERIFIED = click.option(
     help="Leave out images whose base or fragments are marked unverified (sources this host cannot reach). "
          "Also: STACKS_ONLY_VERIFIED=1.",
 )
-#: the IMAGES of build, test, tags, push, matrix and bake: definitions or variants, completed from the plan
+#: the IMAGES of build, test, tags, push, matrix, bake and lock: definitions or variants, completed from the plan
 IMAGES_ARGUMENT = click.argument("images", nargs=-1, shell_complete=complete_images)
 FILE_OPTION = click.option(
     "-f", "--file", "spec_file", type=click.Path(path_type=Path), default=Path("stacks.yaml"),
@@ -108,16 +108,19 @@ def cache_options(command):
               help="Where logs, contexts and the report go.")
 @click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Build the selected images again (not their bases), every step anew: no image of the same content "
+                   "hash, no layer of an earlier build, no registry cache is used.")
 @ONLY_VERIFIED
 @cache_options
 def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path,
-          ca_certs: tuple[Path, ...], only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
+          ca_certs: tuple[Path, ...], no_cache: bool, only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
     """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
     from builder.app.commands import run_build
 
     argv = (click.get_current_context().find_root().obj or {}).get("argv")  # set by main(): the receipt's name
     code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified, (cache, cache_read_only),
-                     receipt=argv)
+                     receipt=argv, no_cache=no_cache)
     sys.exit(code)
 
 
@@ -185,6 +188,45 @@ def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run
 
     sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, overwrite_immutable,
                       (cache, True)))
+
+
+@cli.command()
+@FILE_OPTION
+@IMAGES_ARGUMENT
+@click.option("--update", is_flag=True,
+              help="Resolve the selected images (default: all) anew instead of keeping the entries they have.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Parallel build slots (as for build).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="Where the logs and the build report go.")
+@click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@ONLY_VERIFIED
+def lock(spec_file: Path, images: tuple[str, ...], update: bool, jobs: int | None, out: Path,
+         ca_certs: tuple[Path, ...], only_verified: bool) -> None:
+    """Write stacks.lock beside the stacks file: per image, the versions of every Python and npm package no
+    fragment pins, read from the image built without a lock entry (built first when needed). Images already
+    locked keep their entries unless --update is given (`stacks lock --update lab` resolves lab anew). Builds
+    install with the lock as constraints; an entry is part of its image's content hash (docs/lock.md)."""
+    from builder.app.lock_cmd import run_lock
+
+    sys.exit(run_lock(spec_file, list(images), update, jobs, out, ca_certs, only_verified))
+
+
+@cli.command()
+@FILE_OPTION
+@click.option("--all", "show_all", is_flag=True, help="List every pin, not only those behind the newest release.")
+@click.option("--no-lock", "no_lock", is_flag=True, help="Check only the fragments' pins, not stacks.lock's.")
+@click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Extra CA certificate (PEM) to trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: every pin with its newest release and state.")
+def outdated(spec_file: Path, show_all: bool, no_lock: bool, ca_certs: tuple[Path, ...], as_json: bool) -> None:
+    """The Python and npm versions the fragments pin (their pip/npm install commands, as rendered with params)
+    and stacks.lock holds, against the newest releases on the indexes builds use (PyPI and npm, or the mirrors
+    of STACKS_PIP_INDEX_URL / STACKS_NPM_REGISTRY and settings.build, trusting STACKS_CA_CERTS). Exit status 1
+    when an index cannot be reached."""
+    from builder.app.outdated_cmd import run_outdated
+
+    sys.exit(run_outdated(spec_file, ca_certs, show_all, not no_lock, as_json))
 
 
 @cli.group(name="cache")

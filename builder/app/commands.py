@@ -37,9 +37,10 @@ def workspace(spec_file: Path, out: Path = Path("build")) -> Workspace:
 
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path,
               ca_certs: tuple[Path, ...], only_verified: bool = False,
-              cache: tuple[str | None, bool] = (None, False), receipt: list[str] | None = None) -> int:
+              cache: tuple[str | None, bool] = (None, False), receipt: list[str] | None = None,
+              no_cache: bool = False) -> int:
     """The full build; with `receipt` (the command line, as `builder.app.noop` keys it) it leaves a receipt
-    for the next run of that command."""
+    for the next run of that command. `no_cache` builds the selected images again without any build cache."""
     said: list[str] = []
 
     def say(line: str) -> None:
@@ -52,7 +53,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     _say(description)
     plan = ws.build_plan
     nodes = ws.select(plan, images, only_verified)
-    options = replace(ws.build_options(plan, jobs, ca_certs), cache=ws.registry_cache(plan, cache))
+    options = replace(ws.build_options(plan, jobs, ca_certs), cache=ws.registry_cache(plan, cache), no_cache=no_cache)
     try:
         options.site.check(engine.mode)
     except SiteError as exc:

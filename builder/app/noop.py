@@ -29,8 +29,8 @@ TOOL_DIR = Path(__file__).resolve().parent.parent  # the tool's code and data: a
 
 
 def applies(argv: Sequence[str]) -> bool:
-    """Only `stacks build ...` without --explain or --help can be answered from a receipt."""
-    return bool(argv) and argv[0] == "build" and not any(a in ("--explain", "--help", "-h") for a in argv)
+    """Only `stacks build ...` without --explain, --no-cache or --help can be answered from a receipt."""
+    return bool(argv) and argv[0] == "build" and not any(a in ("--explain", "--no-cache", "--help", "-h") for a in argv)
 
 
 def _store(env: Mapping[str, str]) -> ReceiptStore:
@@ -109,7 +109,7 @@ def record(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress, 
 
 def receipt_inputs(plan: Plan, ca_certificates: Sequence[Path], env: Mapping[str, str]) -> list[Path]:
     """Everything the plan and the build path were made from (see `builder.cache.receipt`)."""
-    return [plan.spec.path.resolve(), *(d.resolve() for d in plan.spec.fragment_dirs), TOOL_DIR,
+    return [plan.spec.path.resolve(), plan.spec.lock.path.resolve(), *(d.resolve() for d in plan.spec.fragment_dirs), TOOL_DIR,
             *(Path(p).resolve() for p in ca_certificates), cache_dir(env) / "engine-probe.json"]
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from builder.adapters.bootstrap import bootstrap_tarball
 from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, Engine, ImageInfo
 from builder.plan.hashing import explain_change
-from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, image_labels
+from builder.plan.labels import INPUTS_LABEL, NAME_LABEL, digest_of, image_labels
 from builder.plan.plan import HASH_LABEL, Node, Plan
 from builder.plan.render import write_context
 from builder.building.results import ImageResult
@@ -49,6 +49,7 @@ class BuildOptions:
     site: Site = field(default_factory=Site)
     lock_dir: Path = Path("build/locks")  # per-hash locks; the Workspace puts them in the user's cache
     cache: RegistryCache | None = None
+    no_cache: bool = False  # `--no-cache`: images (not bases) are built again, without the layer cache
 
 
 def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
@@ -115,7 +116,10 @@ class _BuildRun:
         started = time.monotonic()
         status: BuildStatus
         try:
-            status, image = self._found_here(node, result) or self._obtain(node, result)
+            if self.options.no_cache and node.kind == "image":
+                status, image = self._rebuild(node, result)
+            else:
+                status, image = self._found_here(node, result) or self._obtain(node, result)
             if status == "cached" and image is not None:
                 self._backfill(node)
             self._tag_latest(node, image)
@@ -157,6 +161,15 @@ class _BuildRun:
                 self.cache.push_image(node)
             return "built", _listed(self.engine, node)
 
+    def _rebuild(self, node: Node, result: ImageResult) -> tuple[BuildStatus, ImageInfo | None]:
+        """`--no-cache`: built again from its Dockerfile whatever exists, every step run anew."""
+        with _hash_lock(self.options.lock_dir, node.hash):
+            result.reasons = ["--no-cache: built again without the build cache"]
+            self.progress.building(node, result.reasons)
+            _ensure_local(self.plan, node.parent, self.engine, self.cache, self._make, self.options.lock_dir)
+            self._make(node, result)
+            return "built", _listed(self.engine, node)
+
     def _backfill(self, node: Node) -> None:
         """An image built here before the cache was used goes into the cache."""
         if self.cache is not None and node.kind != "pull" and self.cache.lookup(node) is None:
@@ -183,7 +196,7 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
             sink(f"pulling {node.local_ref}")
             engine.pull(node.local_ref)
             return
-        labels = image_labels(plan, node)
+        labels = image_labels(plan, node, base_digest=_parent_digest(plan, node, engine))
         if node.kind == "bootstrap":
             assert node.base and node.base.bootstrap
             workdir = options.out_dir / "tmp"
@@ -199,8 +212,17 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         write_context(node.rendered, context)
         args = {**build_args, **node.build_args}
         cache = options.cache if options.cache is not None and options.cache.enabled else None
-        layers = (cache.latest_ref(node),) if cache is not None else ()
-        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None), sink)
+        layers = (cache.latest_ref(node),) if cache is not None and not options.no_cache else ()
+        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None,
+                                  options.no_cache), sink)
+
+
+def _parent_digest(plan: Plan, node: Node, engine: Engine) -> str:
+    """The digest of the parent image a build starts from (present: it was ensured before), for `base.digest`."""
+    if node.parent is None:
+        return ""
+    parent = engine.image(plan[node.parent].local_ref)
+    return digest_of(parent.id, parent.repo_digests) if parent is not None else ""
 
 
 def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: RegistryCache | None,

@@ -23,9 +23,11 @@ def digest(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def image_inputs(rendered: Rendered, build_args: dict[str, str], parent_hash: str, mode: str) -> dict[str, Any]:
-    """Everything an image's hash covers, as digests small enough to store in a label."""
-    return {
+def image_inputs(rendered: Rendered, build_args: dict[str, str], parent_hash: str, mode: str,
+                 lock: str | None = None) -> dict[str, Any]:
+    """Everything an image's hash covers, as digests small enough to store in a label; `lock` is the digest of
+    the image's stacks.lock entry (an image without one keeps the hash it had before locks existed)."""
+    inputs = {
         "format": FORMAT,
         "mode": mode,
         "parent": parent_hash,
@@ -34,6 +36,7 @@ def image_inputs(rendered: Rendered, build_args: dict[str, str], parent_hash: st
         "files": {path: f"{digest(data)}:{mode:o}" for path, (data, mode) in rendered.files.items()},
         "build_args": dict(sorted(build_args.items())),
     }
+    return {**inputs, "lock": lock} if lock else inputs
 
 
 def base_inputs(identity: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +54,8 @@ def explain_change(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]
     if old.get("format") != new.get("format"):
         return ["hash format changed"]
     reasons = []
-    for key, label in (("parent", "parent image changed"), ("mode", "render mode changed"), ("base", "base definition changed")):
+    for key, label in (("parent", "parent image changed"), ("mode", "render mode changed"), ("base", "base definition changed"),
+                       ("lock", "stacks.lock entry changed")):
         if old.get(key) != new.get(key):
             reasons.append(label)
     old_sections, new_sections = old.get("sections", {}), new.get("sections", {})

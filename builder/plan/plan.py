@@ -17,6 +17,7 @@ import networkx as nx
 from builder.plan.bases import BaseImage
 from builder.errors import Problem, SpecError, did_you_mean, raise_if_any, warning
 from builder.plan.hashing import base_inputs, hash_inputs, image_inputs
+from builder.plan.lock import apply_lock, chain_pins
 from builder.plan.matrix import Variant, expand, render_text
 from builder.plan.render import Mode, Rendered, render_image
 from builder.plan.resolve import Applied, Resolved, resolve
@@ -234,7 +235,8 @@ def _image_node(
     build_args = _build_args(spec, variant, problems)
     if build_args is None:
         return None
-    inputs = image_inputs(rendered, build_args, parent.hash, mode)
+    rendered, lock = _locked(spec, graph, variant.name, parent, rendered)
+    inputs = image_inputs(rendered, build_args, parent.hash, mode, lock)
     content_hash = hash_inputs(inputs)
     repo = definition.repo or variant.image
     try:
@@ -254,6 +256,20 @@ def _image_node(
         size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
         variant=variant, root=root,
     )
+
+
+def _locked(spec: Spec, graph: nx.DiGraph, name: str, parent: Node, rendered: Rendered) -> tuple[Rendered, str | None]:
+    """The image with its stacks.lock entry applied (builder/plan/lock.py), and that entry's digest for the hash."""
+    entry = spec.lock.images.get(name)
+    if entry is None:
+        return rendered, None
+    chain = [rendered.dockerfile]
+    node: Node | None = parent
+    while node is not None:
+        chain += [node.rendered.dockerfile] if node.rendered is not None else []
+        node = graph.nodes[node.parent]["node"] if node.parent else None
+    locked, lock = apply_lock(rendered, entry, chain_pins(chain))
+    return locked, lock or None
 
 
 def _build_args(spec: Spec, variant: Variant, problems: list[Problem]) -> dict[str, str] | None:

@@ -7,6 +7,7 @@ file and raised together.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from builder.errors import Location, Problem, did_you_mean, raise_if_any, warning
 from builder.specification.builtin import search_path
 from builder.specification.fragments import FragmentLibrary, load_library
+from builder.specification.lock import Lock, load_lock, lock_path
 from builder.specification.models import ImageDef, StacksFile, validate
 from builder.specification.yamlsrc import MarkedDict, load_mapping, locate
 
@@ -29,6 +31,8 @@ class Spec:
     library: FragmentLibrary
     #: axis -> {value: variables}, in declaration order; the first value is the default.
     axes: dict[str, dict[str, dict[str, Any]]]
+    #: stacks.lock beside the file (empty when there is none): builds install with it as constraints
+    lock: Lock = dataclasses.field(default_factory=lambda: Lock(Path("stacks.lock")))
 
     def where(self, *path: Any, key: bool = False) -> Location:
         """The location in stacks.yaml of a key path such as ('images', 'lab', 'parent')."""
@@ -84,7 +88,9 @@ def load_spec_partial(path: Path) -> tuple[Spec | None, list[Problem]]:
     dirs = fragment_dirs(path, model)
     problems += _search_path_problems(path, model, source)
     library, fragment_problems = load_library(dirs)
-    spec = Spec(path, model, source, library, _normalise_axes(model))
+    lock, lock_problems = load_lock(lock_path(path))
+    problems += lock_problems
+    spec = Spec(path, model, source, library, _normalise_axes(model), lock)
     broken: set[str] = set()
     for image, problem in _reference_problems(spec, dirs, dropped):
         if image is not None:
@@ -172,7 +178,7 @@ def _without(spec: Spec, broken: set[str]) -> Spec:
             gone.add(name)
     images = {k: v for k, v in spec.model.images.items() if k not in gone}
     model = spec.model.model_copy(update={"images": images})
-    return Spec(spec.path, model, spec.source, spec.library, spec.axes)
+    return Spec(spec.path, model, spec.source, spec.library, spec.axes, spec.lock)
 
 
 def _normalise_axes(model: StacksFile) -> dict[str, dict[str, dict[str, Any]]]:

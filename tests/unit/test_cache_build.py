@@ -103,3 +103,18 @@ def test_explaining_a_plan_changes_nothing_in_the_engine(stack) -> None:
     assert answers["leaf"][0] is False and answers["debian"][0] is True
     assert [(i.id, list(i.tags)) for i in engine.images] == before and engine.tagged == []
     assert plan["root"].local_ref not in elsewhere.tags
+
+
+def test_no_cache_builds_every_image_again_without_any_layer_cache_but_keeps_the_bases(stack, tmp_path: Path) -> None:
+    plan = plan_of(stack(SPEC))
+    engine = FakeEngine()
+    engine.add(plan["debian"].local_ref, None)
+    for name in ("root", "leaf", "other"):
+        engine.add(plan[name].local_ref, plan[name].hash)
+    cache = FakeCache(engine, {"root": plan["root"].hash})
+    options = BuildOptions(out_dir=tmp_path / "out", jobs=1, cache=cache, no_cache=True)  # type: ignore[arg-type]
+    results = build_nodes(plan, list(plan), engine, options, Quiet(), threading.Event())  # type: ignore[arg-type]
+    assert {r.name: r.status for r in results} == {"debian": "cached", "root": "built", "leaf": "built", "other": "built"}
+    assert sorted(engine.built) == sorted(plan[n].local_ref for n in ("root", "leaf", "other"))
+    assert all(r.no_cache and r.cache_from == () for r in engine.requests)
+    assert cache.pulled == []

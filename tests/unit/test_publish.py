@@ -12,7 +12,7 @@ import pytest
 
 from builder.adapters.engine import ImageInfo, PushFailed
 from builder.errors import SpecError
-from builder.plan.labels import git_source, image_labels
+from builder.plan.labels import digest_of, git_dirty, git_source, image_labels, main_version
 from builder.plan.matrix import expand
 from builder.specification.models import DEFAULT_TAGS
 from builder.publish.push import PublishFailed, Step, manifest_document, retry, steps
@@ -345,11 +345,43 @@ def test_oci_labels_from_settings_and_git(stack) -> None:
     plan = plan_of(path)
     labels = image_labels(plan, plan["lab-bookworm"], datetime(2025, 1, 31, 12, 0, tzinfo=timezone.utc))
     oci = {k.removeprefix("org.opencontainers.image."): v for k, v in labels.items() if k.startswith("org.opencontainers")}
-    assert oci == {"title": "lab-bookworm", "description": "lab-bookworm", "version": plan["lab-bookworm"].short_hash,
+    assert oci == {"title": "lab-bookworm", "description": "lab-bookworm", "version": "3.11",
                    "created": "2025-01-31T12:00:00Z", "revision": head, "source": "https://github.com/example/stacks",
-                   "licenses": "BSD-3-Clause", "vendor": "Example"}
+                   "licenses": "BSD-3-Clause", "vendor": "Example", "url": "", "documentation": "", "authors": "",
+                   "base.name": plan["debian-bookworm"].local_ref, "base.digest": ""}
     assert labels["io.stacks.hash"] == plan["lab-bookworm"].hash and labels["io.stacks.parent"] == "debian-bookworm"
     assert labels["io.stacks.fragments"] == "py=-"
+    assert plan["debian-bookworm"].local_ref == "debian:bookworm"  # a pulled parent is named by its reference
+    with_parent = image_labels(plan, plan["lab-bookworm"], base_digest="sha256:" + "a" * 64)
+    assert with_parent["org.opencontainers.image.base.digest"] == "sha256:" + "a" * 64
+
+    (folder / "stacks.yaml").write_text((folder / "stacks.yaml").read_text() + "# edited\n")
+    git_dirty.cache_clear()
+    assert image_labels(plan, plan["lab-bookworm"])["org.opencontainers.image.revision"] == head + "-dirty"
+    git_dirty.cache_clear()
+
+
+def test_the_version_label_is_the_main_software_of_the_first_fragment_that_names_one(stack) -> None:
+    path = stack(AXES + """
+images:
+  lab:
+    base: debian
+    axes: [os]
+    fragments:
+      - use: py
+        params: {version: "3.12"}
+  tools:
+    parent: lab
+    fragments: [plain]
+""", {**VERSIONED, "plain": {"meta": {}, "body": "RUN echo plain\n"}})
+    plan = plan_of(path)
+    assert main_version(plan["lab-bookworm"]) == "3.12"  # the version param: what this image installs
+    assert main_version(plan["tools-bookworm"]) == ""  # nothing names one: empty, not the parent's
+
+
+def test_an_image_digest_is_the_registry_one_when_there_is_one() -> None:
+    assert digest_of("sha256:id", ("reg/x@sha256:manifest",)) == "sha256:manifest"
+    assert digest_of("sha256:id") == "sha256:id"
 
 
 @pytest.mark.parametrize("remote, url", [

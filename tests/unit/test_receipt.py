@@ -122,6 +122,7 @@ def test_the_store_answers_only_for_its_own_invocation(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv,answerable", [
     (["build"], True), (["build", "--only-verified", "lab"], True), (["build", "--explain"], False),
     (["build", "--help"], False), (["test"], False), ([], False), (["push", "build"], False),
+    (["build", "--no-cache", "lab"], False),
 ])
 def test_only_plain_builds_are_answered_from_a_receipt(argv, answerable) -> None:
     assert noop.applies(argv) is answerable

@@ -86,7 +86,7 @@ def test_every_images_argument_completes() -> None:
 
     arguments = [(name, p) for name, c in cli.commands.items() for p in c.params
                  if isinstance(p, click.Argument) and p.name == "images"]
-    assert {name for name, _ in arguments} == {"build", "test", "tags", "push", "matrix", "bake"}
+    assert {name for name, _ in arguments} == {"build", "test", "tags", "push", "matrix", "bake", "lock"}
     assert all(p._custom_shell_complete is complete_images for _, p in arguments)
 
 
