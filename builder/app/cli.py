@@ -187,6 +187,34 @@ def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run
                       (cache, True)))
 
 
+@cli.command()
+@FILE_OPTION
+@click.argument("image", metavar="IMAGE|REF", shell_complete=complete_images)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the SBOM to this file instead of stdout.")
+def sbom(spec_file: Path, image: str, out: Path | None) -> None:
+    """The CycloneDX 1.6 SBOM of an image: a local one (an image of the stacks file, or a local reference) from
+    its package manifest, a pushed one (HOST[:PORT]/REPOSITORY:TAG or @DIGEST) from the registry, where `stacks
+    push` attached it to the image manifest."""
+    from builder.app.inventory_cmd import run_sbom
+
+    sys.exit(run_sbom(spec_file, image, out))
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("before", metavar="A", shell_complete=complete_images)
+@click.argument("after", metavar="B", shell_complete=complete_images)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+def diff(spec_file: Path, before: str, after: str, as_json: bool) -> None:
+    """What changed from image A to image B, per ecosystem (Debian, Python, conda, npm, JupyterLab extensions,
+    R, the fragments' versions): packages added, removed, upgraded and downgraded, as Markdown for release
+    notes. A and B are local images (by name or reference) or pushed ones (HOST[:PORT]/REPOSITORY:TAG)."""
+    from builder.app.inventory_cmd import run_diff
+
+    sys.exit(run_diff(spec_file, before, after, as_json))
+
+
 @cli.group(name="cache")
 def cache_group() -> None:
     """The registry cache of images and test records (docs/cache.md)."""
