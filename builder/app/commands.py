@@ -22,7 +22,6 @@ from builder.building.images import build_nodes, why_build
 from builder.building.site import SiteError
 from builder.building.progress import Progress
 from builder.cache.receipt import inputs_digest
-from builder.inventory.files import write_manifests
 from builder.reports.report import write_reports, write_test_reports
 
 FAILED_STATES = ("failed", "skipped", "cancelled")
@@ -143,6 +142,8 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
     _say(f"testing {len(nodes)} images (hardware: {', '.join(sorted(stage.options.hardware)) or 'no GPU'})")
     run = stage.run(plan, nodes, _say)
+    from builder.inventory.files import write_manifests  # the SBOM library loads only for a test run
+
     index = write_manifests(out, run.manifests)
     paths = write_test_reports(run.results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
     counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "not run")}
