@@ -236,3 +236,17 @@ def test_test_stage_takes_a_manifest_once_and_keeps_it_in_the_record(tmp_path: P
         path.unlink()
     third = run()
     assert reads == ["lab"] and third.manifests["lab"].image_id == "sha256:img", "the record carries it"
+
+
+def test_manifests_folder_and_the_report_link(tmp_path: Path, manifest: Manifest) -> None:
+    from builder.inventory.files import write_manifests
+    from builder.reports.report import tests_markdown
+
+    assert write_manifests(tmp_path, {}) is None
+    index = write_manifests(tmp_path, {"lab": manifest})
+    assert index == tmp_path / "manifests" / "index.md"
+    assert {p.name for p in (tmp_path / "manifests").iterdir()} == {"lab.json", "lab.md", "lab.cdx.json", "index.md"}
+    assert "| [lab](lab.md) | 2 | 3 | 1 | 2 | 1 | 1 | 1 | [CycloneDX](lab.cdx.json) |" in index.read_text()
+    assert Manifest.from_dict(json.loads((tmp_path / "manifests" / "lab.json").read_text())) == manifest
+    section = tests_markdown({"lab": {"passed": True, "checks": {"passed": 3}}}, frozenset({"lab"}))
+    assert "[packages](manifests/lab.md), [SBOM](manifests/lab.cdx.json)" in section
