@@ -69,7 +69,6 @@ def test_manifest_sbom_in_the_registry_and_diff(tmp_path: Path, registry: str, c
     _stack(new, "1.17.0", nonce)
     old_refs = _built_and_tested(old)
     new_refs = _built_and_tested(new)
-    pushed: list[str] = []
     try:
         manifest = json.loads((new / "build" / "manifests" / "inv-app.json").read_text())
         pypi = {(p["environment"], p["name"]): p["version"] for p in manifest["packages"] if p["ecosystem"] == "pypi"}
@@ -105,9 +104,8 @@ def test_manifest_sbom_in_the_registry_and_diff(tmp_path: Path, registry: str, c
         assert missing.returncode == 2 and "no such tag" in missing.stderr and "Traceback" not in missing.stderr
         bare = stacks("sbom", f"{registry}/inventory/nothing:1", cwd=new)
         assert bare.returncode == 2 and "no such tag" in bare.stderr
-    finally:
-        for ref in pushed:
-            try:
-                client.images.remove(ref)
-            except Exception:  # noqa: BLE001 - only the local tag the push left behind
-                pass
+    finally:  # the local references pushing left behind, also after a failure part-way
+        for image in client.images.list():
+            for ref in image.tags:
+                if ref.startswith(f"{registry}/inventory/"):
+                    client.images.remove(ref)
