@@ -214,6 +214,20 @@ def lock(spec_file: Path, images: tuple[str, ...], update: bool, jobs: int | Non
 
 @cli.command()
 @FILE_OPTION
+@click.argument("image", metavar="IMAGE|REF", shell_complete=complete_images)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the SBOM to this file instead of stdout.")
+def sbom(spec_file: Path, image: str, out: Path | None) -> None:
+    """The CycloneDX 1.6 SBOM of an image: a local one (an image of the stacks file, or a local reference) from
+    its package manifest, a pushed one (HOST[:PORT]/REPOSITORY:TAG or @DIGEST) from the registry, where `stacks
+    push` attached it to the image manifest."""
+    from builder.app.inventory_cmd import run_sbom
+
+    sys.exit(run_sbom(spec_file, image, out))
+
+
+@cli.command()
+@FILE_OPTION
 @click.option("--all", "show_all", is_flag=True, help="List every pin, not only those behind the newest release.")
 @click.option("--no-lock", "no_lock", is_flag=True, help="Check only the fragments' pins, not stacks.lock's.")
 @click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -227,6 +241,20 @@ def outdated(spec_file: Path, show_all: bool, no_lock: bool, ca_certs: tuple[Pat
     from builder.app.outdated_cmd import run_outdated
 
     sys.exit(run_outdated(spec_file, ca_certs, show_all, not no_lock, as_json))
+
+
+@cli.command()
+@FILE_OPTION
+@click.argument("before", metavar="A", shell_complete=complete_images)
+@click.argument("after", metavar="B", shell_complete=complete_images)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+def diff(spec_file: Path, before: str, after: str, as_json: bool) -> None:
+    """What changed from image A to image B, per ecosystem (Debian, Python, conda, npm, JupyterLab extensions,
+    R, the fragments' versions): packages added, removed, upgraded and downgraded, as Markdown for release
+    notes. A and B are local images (by name or reference) or pushed ones (HOST[:PORT]/REPOSITORY:TAG)."""
+    from builder.app.inventory_cmd import run_diff
+
+    sys.exit(run_diff(spec_file, before, after, as_json))
 
 
 @cli.group(name="cache")

@@ -143,10 +143,15 @@ def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, o
         raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
     _say(f"testing {len(nodes)} images (hardware: {', '.join(sorted(stage.options.hardware)) or 'no GPU'})")
     run = stage.run(plan, nodes, _say)
+    from builder.inventory.files import write_manifests  # the SBOM library loads only for a test run
+
+    index = write_manifests(out, run.manifests)
     paths = write_test_reports(run.results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
     counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "not run")}
     _say(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(run.ran)} images"
          + (f"; {len(run.earlier)} passed earlier (cached; --force tests them again)" if run.earlier else ""))
     _say("JUnit XML: " + str(paths[2]))
     _say("reports: " + ", ".join(str(p) for p in (*paths[:2], out / "report.md") if p.exists()))
+    if index is not None:
+        _say(f"manifests and SBOMs: {index.parent}/ ({len(run.manifests)} images)")
     return 1 if run.failed else 0

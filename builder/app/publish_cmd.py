@@ -17,6 +17,12 @@ from builder.publish.push import MANIFEST, describe, manifest_document, push_rel
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.specification.models import Settings
 from builder.files import atomic_write
+from builder.cache.registry_cache import RegistryCache
+from builder.cache.skipping import passing_record
+from builder.inventory.manifest import Manifest
+from builder.inventory.read import ReadFailed
+from builder.inventory.taking import known, take
+from builder.plan.versions import probes
 
 
 def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
@@ -67,7 +73,7 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
         click.echo(f"dry run: would push {summary}; nothing was pushed")
         return 0
     failure = push_releases(ws.engine, host, releases, plan_steps, summary, _say, ws.keychain, ws.retry_policy(),
-                            overwrite_immutable, remote)
+                            overwrite_immutable, remote, release_manifests(ws, releases, remote))
     path = manifest or out / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
@@ -83,6 +89,28 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     size = sum(next((s.size for s in plan_steps if s.release is r and s.size), 0) for r in releases)
     _say(f"done: {len(releases)} images in {host} ({human_size(size)} compressed)")
     return 0
+
+
+def release_manifests(ws: Workspace, releases: list[Release], cache: RegistryCache | None) -> dict[str, Manifest]:
+    """The manifest of each release's image: taken by its test (kept here, or in its record in the cache), else
+    read now from the local image."""
+    found: dict[str, Manifest] = {}
+    for release in releases:
+        image_id = release.image_id
+        if image_id is None:
+            continue
+        record = passing_record(release.node, image_id, ws.records, cache)
+        manifest = known(ws.manifests, image_id, record)
+        if manifest is None and release.local:
+            try:
+                plan = ws.build_plan
+                manifest = take(ws.engine.containers, ws.manifests, release.node, image_id,
+                                release.image.platform if release.image else "", probes(release.node.chain, plan[release.node.root].base))
+            except ReadFailed as exc:
+                _say(f"warning: {exc}")
+        if manifest is not None:
+            found[release.node.name] = manifest
+    return found
 
 
 def _say(line: str) -> None:

@@ -32,6 +32,7 @@ from builder.check.options import CheckOptions
 from builder.check.run import TestStage
 from builder.check.smoke import detect_hardware
 from builder.errors import Problem, SpecError
+from builder.inventory.store import ManifestStore
 from builder.plan.plan import Node, Plan, load_plan
 from builder.plan.render import Mode
 from builder.publish.push import RetryPolicy
@@ -143,6 +144,11 @@ class Workspace:
         """Test records of this machine (docs/cache.md)."""
         return RecordStore(self.cache_dir / "tests")
 
+    @cached_property
+    def manifests(self) -> ManifestStore:
+        """Package manifests of images on this machine, by image id (docs/manifests.md)."""
+        return ManifestStore(self.cache_dir / "manifests")
+
     # --- options of the stages --------------------------------------------------
 
     def site(self, plan: Plan, ca_certs: tuple[Path, ...] = ()) -> Site:
@@ -170,7 +176,7 @@ class Workspace:
                    allow_not_run: tuple[str, ...]) -> TestStage:
         """`stacks test`, wired: the engine, the check options, the records and the registry cache of this run."""
         return TestStage(self.engine, self.check_options(self.engine), self.records, self.registry_cache(plan, cache),
-                         jobs or max(1, os.cpu_count() or 1), force, frozenset(allow_not_run))
+                         jobs or max(1, os.cpu_count() or 1), force, frozenset(allow_not_run), manifests=self.manifests)
 
     def check_options(self, engine: Engine) -> CheckOptions:
         """The hardware checks may use (STACKS_HARDWARE, else detected on the engine) and the browser."""

@@ -37,6 +37,9 @@ class TestRecord:
     versions: dict[str, str] | None = None
     version_failures: dict[str, str] = field(default_factory=dict)
     version_commands: dict[str, str] = field(default_factory=dict)  # name -> the command that answered
+    # The image's package manifest (builder/inventory), read once when it was tested: an image that passed
+    # earlier, here or in the registry cache, is not read again.
+    manifest: dict[str, Any] | None = None
 
     __test__ = False  # not a pytest class
 

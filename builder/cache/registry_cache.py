@@ -33,6 +33,7 @@ from builder.plan.plan import HASH_LABEL, Node
 from builder.reference import ImageRef, InvalidReference
 
 TAG_LIMIT = 128
+RECORD_LIMIT = 16 << 20  # bytes: a record carries its image's package manifest
 RECORD_SUFFIX = ".stacks-test"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
@@ -138,7 +139,7 @@ class RegistryCache:
         layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") == MEDIA_TYPE]
         if not layers or (manifest.get("subject") or {}).get("digest", hit.digest) != hit.digest:
             return None
-        record = TestRecord.from_json(self.registry.blob(self.path, layers[0]["digest"]))
+        record = TestRecord.from_json(self.registry.blob(self.path, layers[0]["digest"], limit=RECORD_LIMIT))
         if record is None or record.hash != node.hash or record.image_id != hit.image_id:
             return None
         return record

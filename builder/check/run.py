@@ -24,10 +24,15 @@ from builder.check.progress import TestProgress
 from builder.check.result import CheckResult
 from builder.check.smoke import size_check, smoke_image
 from builder.check.versions import read_versions
+from builder.inventory.manifest import Manifest
+from builder.inventory.store import ManifestStore
+from builder.inventory import taking
 from builder.plan.plan import Node, Plan
 from builder.plan.versions import commands, probes
 
 Say = Callable[[str], None]
+#: (node, image id, its record if any, the image is in the engine) -> its manifest, or None
+ManifestOf = Callable[[Node, str, "TestRecord | None", bool], "Manifest | None"]
 
 
 @dataclass
@@ -38,6 +43,7 @@ class TestRun:
     results: list[CheckResult] = field(default_factory=list)  # of the images that ran
     earlier: dict[str, TestRecord] = field(default_factory=dict)  # image name -> the passing record used
     unavailable: list[str] = field(default_factory=list)  # neither here nor obtainable from the cache
+    manifests: dict[str, Manifest] = field(default_factory=dict)  # image name -> what is inside it
 
     __test__ = False
 
@@ -70,6 +76,7 @@ class TestStage:
     force: bool = False
     waived: frozenset[str] = frozenset()  # checks `--allow-not-run` accepted unrun
     heartbeat: float = 30.0  # seconds of silence before a line says what is still running
+    manifests: ManifestStore | None = None  # where package manifests are kept; None: none are taken
 
     __test__ = False
 
@@ -108,9 +115,21 @@ class TestStage:
             report = read_versions(self.engine.containers, node.local_ref, node.name, wanted)
             return RecordedVersions(commands(wanted), report.versions, report.failures)
 
+        def manifest(node: Node, image_id: str, record: TestRecord | None, local: bool) -> Manifest | None:
+            """Taken once per image: known from the store or the record, else read out of the local image."""
+            if self.manifests is None:
+                return None
+            found = taking.known(self.manifests, image_id, record)
+            if found is not None or not local:
+                return found
+            image = self.engine.image(node.local_ref)
+            platform = image.platform if image is not None else ""
+            return taking.take(self.engine.containers, self.manifests, node, image_id, platform,
+                        probes(node.chain, plan[node.root].base))
+
         with progress:
             return run_tests_by_record(nodes, image_ids, one, say, self.jobs, self.store, self.force, self.cache,
-                                       self.waived, versions, progress)
+                                       self.waived, versions, progress, manifest)
 
 
 def plan_tests(nodes: list[Node], image_ids: dict[str, str], store: RecordStore, force: bool,
@@ -147,7 +166,8 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str], run_one: C
                         echo: Say, jobs: int, store: RecordStore, force: bool = False,
                         cache: RegistryCache | None = None, waived: frozenset[str] = frozenset(),
                         versions_of: Callable[[Node], RecordedVersions | None] | None = None,
-                        progress: TestProgress | None = None) -> TestRun:
+                        progress: TestProgress | None = None,
+                        manifest_of: ManifestOf | None = None) -> TestRun:
     """Test the nodes without a passing record (all with `force`), in `jobs` threads; record each outcome.
 
     `image_ids`: the local image of each node that is here. A node that is
@@ -155,20 +175,42 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str], run_one: C
     locally and, with its image, in the cache. `waived` checks are part of
     the key, so a pass with waivers never stands in for a run without them.
     `versions_of`: what a passed image's version commands answer, kept in its
-    record (`stacks push` then needs no pull of an image that is only in the cache).
+    record (`stacks push` then needs no pull of an image that is only in the cache). `manifest_of`: the
+    image's package manifest, kept in its record too; an image that passed earlier is read only when its
+    record has none and the image is here.
     """
     tool = tool_version() + (f"+allow-not-run:{','.join(sorted(waived))}" if waived else "")
     to_run, earlier = plan_tests(nodes, image_ids, store, force, tool, cache)
     if progress is not None:
         progress.total = len(to_run)
-    for name, record in earlier.items():
+    run = TestRun(earlier=earlier)
+
+    def inventory(node: Node, image_id: str, record: TestRecord, local: bool) -> TestRecord:
+        """The record with the image's manifest (kept in run.manifests); a manifest that cannot be read is a warning."""
+        if manifest_of is None or not image_id:
+            return record
+        try:
+            found = manifest_of(node, image_id, record, local)
+        except Exception as exc:  # the manifest describes the image; it never fails its test
+            echo(f"warning: no manifest of {node.name}: {exc}")
+            return record
+        if found is None:
+            return record
+        run.manifests[node.name] = found
+        return record if record.manifest is not None else replace(record, manifest=found.to_dict())
+
+    by_name = {n.name: n for n in nodes}
+    for name, record in list(earlier.items()):
         echo(f"passed {name}: passed earlier, {_when(record.date)}, cached")
+        updated = inventory(by_name[name], image_ids.get(name) or record.image_id, record, name in image_ids)
+        if updated is not record:
+            store.put(updated)
+            earlier[name] = updated
     if cache is not None and cache.write:
         for node in nodes:
             known = earlier.get(node.name)
             if known is not None and image_ids.get(node.name) and not store.is_shared(known.key, cache.location):
                 _share(node, known, cache, store)  # a pass recorded here only: give it to the cache too
-    run = TestRun(earlier=earlier)
 
     def one(item: tuple[Node, str]) -> list[CheckResult] | None:
         node, key = item
@@ -180,6 +222,7 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str], run_one: C
         record = record_of(node, key, image_id, results, tool)
         if record.passed and versions_of is not None:
             record = _with_versions(record, node, versions_of)
+        record = inventory(node, image_id, record, True)
         store.put(record)
         if record.passed and cache is not None:
             _share(node, record, cache, store)

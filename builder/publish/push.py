@@ -26,6 +26,9 @@ from builder.adapters.engine import Engine, EngineError, PushFailed
 from builder.plan.labels import rfc3339
 from builder.adapters.registry import Registry, RegistryError, classify
 from builder.cache.registry_cache import RegistryCache
+from builder.inventory.attached import attach_sbom
+from builder.inventory.manifest import Manifest
+from builder.inventory.sbom import to_cyclonedx
 from builder.publish.release import Release
 from builder.plan.tags import Tag, push_rank
 from builder.reference import same_registry
@@ -253,10 +256,35 @@ def release_json(release: Release) -> dict[str, Any]:
     }
 
 
+def attach_sboms(registry: Registry, releases: list[Release], plan_steps: list[Step],
+                 manifests: dict[str, Manifest], say: Say, attempts: int = 4, backoff: float = 2.0) -> None:
+    """Attach each image's SBOM to every manifest digest its tags serve (an OCI artifact whose subject is that
+    manifest: builder/inventory/attached.py); an image without a known manifest is said, not attached."""
+    for release in releases:
+        digests = dict.fromkeys(s.digest for s in plan_steps if s.release is release and s.digest)
+        manifest = manifests.get(release.node.name)
+        if manifest is None:
+            say(f"  no SBOM for {release.node.name}: its manifest is not known here (`stacks test` takes it)")
+            continue
+        sbom = to_cyclonedx(manifest).encode()
+        for digest in digests:
+            assert digest is not None
+            attach = functools.partial(_attach, registry, release.path, digest, sbom)
+            artifact = retry(attach, f"attaching the SBOM of {release.repository}@{digest}", attempts, backoff, say)
+            say(f"  SBOM      {release.repository}@{digest[:19]}  {artifact}")
+
+
+def _attach(registry: Registry, repository: str, digest: str, sbom: bytes) -> str:
+    found = registry.raw_manifest(repository, digest)
+    subject_type = found[1] if found is not None else "application/vnd.oci.image.manifest.v1+json"
+    return attach_sbom(registry, repository, digest, subject_type, sbom)
+
+
 def push_releases(engine: Engine, host: str, releases: list[Release], plan_steps: list[Step], summary: str,
                   say: Say, keychain: Keychain, policy: RetryPolicy, overwrite_immutable: bool = False,
-                  cache: RegistryCache | None = None) -> str | None:
-    """Check access, then push every step; None when all went well, else what went wrong."""
+                  cache: RegistryCache | None = None, manifests: dict[str, Manifest] | None = None) -> str | None:
+    """Check access, then push every step, then attach each image's SBOM (`manifests`: by image name; None
+    attaches none); None when all went well, else what went wrong."""
     attempts, backoff = policy.attempts, policy.backoff
     try:
         try:
@@ -268,6 +296,8 @@ def push_releases(engine: Engine, host: str, releases: list[Release], plan_steps
         retry(lambda: api.check(releases[0].path), f"checking access to {host}", attempts, backoff, say)
         auth = credentials.engine_auth(host) if credentials else None
         Pusher(engine, api, auth, say, attempts, backoff, overwrite_immutable, cache).run(plan_steps)
+        if manifests is not None:
+            attach_sboms(api, releases, plan_steps, manifests, say, attempts, backoff)
         return None
     except (PublishFailed, RegistryError, EngineError) as exc:
         for step in plan_steps:

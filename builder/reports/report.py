@@ -134,17 +134,19 @@ def image_tests(out_dir: Path, hashes: dict[str, str]) -> dict[str, dict]:
 TESTS_MARKER = "<!-- smoke tests -->"
 
 
-def tests_markdown(tests: dict[str, dict]) -> str:
-    """The build report's smoke-test section: per image, the result and a link to the details."""
+def tests_markdown(tests: dict[str, dict], manifests: frozenset[str] = frozenset()) -> str:
+    """The build report's smoke-test section: per image, the result and a link to the details (and to its
+    package manifest and SBOM, for the images in `manifests`)."""
     lines = ["", TESTS_MARKER, "## Smoke tests", ""]
     if not tests:
         return "\n".join(lines + ["No image of this report has been tested yet (`stacks test`).", ""])
-    lines += ["| image | tests | passed | failed | not run | screenshot |", "|---|---|---:|---:|---:|---|"]
+    lines += ["| image | tests | passed | failed | not run | screenshot | manifest |", "|---|---|---:|---:|---:|---|---|"]
     for name, info in tests.items():
         c = info.get("checks", {})
         shot = f"[png]({info['screenshot']})" if info.get("screenshot") else "-"
+        manifest = f"[packages](manifests/{name}.md), [SBOM](manifests/{name}.cdx.json)" if name in manifests else "-"
         lines.append(f"| {name} | {'passed' if info.get('passed') else '**FAILED**'} | {c.get('passed', 0)} | "
-                     f"{c.get('failed', 0)} | {c.get('not run', 0)} | {shot} |")
+                     f"{c.get('failed', 0)} | {c.get('not run', 0)} | {shot} | {manifest} |")
     return "\n".join(lines + ["", "Details: [test-report.md](test-report.md), JUnit: [junit.xml](junit.xml).", ""])
 
 
@@ -161,7 +163,8 @@ def _update_build_report(out_dir: Path) -> None:
         image["tests"] = tests.get(image.get("name"))
     document["test_report"] = TEST_REPORT
     atomic_write(json_path, json.dumps(document, indent=2) + "\n")
-    atomic_write(md_path, text.split("\n" + TESTS_MARKER)[0].rstrip("\n") + "\n" + tests_markdown(tests))
+    manifests = frozenset(name for name in tests if (out_dir / "manifests" / f"{name}.md").exists())
+    atomic_write(md_path, text.split("\n" + TESTS_MARKER)[0].rstrip("\n") + "\n" + tests_markdown(tests, manifests))
 
 
 def junit(results: list) -> str:

@@ -196,7 +196,8 @@ def _commands_with_json() -> set[str]:
 
 
 #: commands with --json that need a registry, checked in their own test file with --json and other flags
-JSON_CHECKED_ELSEWHERE = {"cache prune": "tests/unit/test_cache_prune_cli.py", "outdated": "tests/unit/test_outdated.py"}
+JSON_CHECKED_ELSEWHERE = {"cache prune": "tests/unit/test_cache_prune_cli.py", "outdated": "tests/unit/test_outdated.py",
+                          "diff": "tests/unit/test_inventory_cli.py"}
 
 
 def test_every_command_with_json_is_checked_here() -> None:

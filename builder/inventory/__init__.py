@@ -1,0 +1,1 @@
+"""What is inside each built image: its package manifest, the SBOM made from it, and diffs between two images."""
