@@ -101,6 +101,7 @@ class BuildRequest:
     secrets: dict[str, Path] = field(default_factory=dict)
     cache_from: tuple[str, ...] = ()  # registry images whose inline layer cache BuildKit may import
     inline_cache: bool = False  # write layer cache metadata into the image (BUILDKIT_INLINE_CACHE=1)
+    platform: str | None = None  # OS/ARCH to build for (BuildKit --platform); None: the engine's own
 
 
 class Engine(Protocol):
@@ -113,6 +114,10 @@ class Engine(Protocol):
 
     def describe(self) -> str:
         """One line for people: the engine, its version and the build path with the reason it was chosen."""
+        ...
+
+    def platform(self) -> str:
+        """The engine's own platform (linux/amd64): what it builds and runs without emulation."""
         ...
 
     @property
@@ -136,16 +141,17 @@ class Engine(Protocol):
         """Remove one tag; the image stays while other tags or containers use it."""
         ...
 
-    def pull(self, ref: str, auth: dict[str, str] | None = None) -> ImageInfo:
-        """Pull `ref` (a tag or a digest reference) and return the image pulled."""
+    def pull(self, ref: str, auth: dict[str, str] | None = None, platform: str | None = None) -> ImageInfo:
+        """Pull `ref` (a tag or a digest reference), for `platform` when given, and return the image pulled."""
         ...
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
         """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
         ...
 
-    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> ImageInfo:
-        """A root filesystem tarball as the image `ref`, with `labels`."""
+    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str], platform: str | None = None) -> ImageInfo:
+        """A root filesystem tarball as the image `ref`, with `labels`, recorded as an image of `platform`
+        (None: the engine's own)."""
         ...
 
     def build(self, request: BuildRequest, sink: LineSink) -> None:

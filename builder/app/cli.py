@@ -89,6 +89,14 @@ def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
                + (f"; {unverified} unverified (CI column 'no'; see `stacks plan --json` for why)" if unverified else ""))
 
 
+#: --platform of build and test: which platforms' chains to build or test (foreign ones under QEMU emulation)
+BUILD_PLATFORM_OPTION = click.option(
+    "--platform", "platforms", multiple=True, metavar="OS/ARCH", envvar="STACKS_PLATFORM",
+    help="Platform to build for, e.g. linux/arm64 (repeatable; another architecture than the engine's runs under "
+         "QEMU emulation). Default: the engine's own. Also: STACKS_PLATFORM='linux/amd64,linux/arm64'.",
+)
+
+
 def cache_options(command):
     """--cache REF / --cache-read-only (STACKS_CACHE, STACKS_CACHE_READONLY): the registry cache (docs/cache.md)."""
     command = click.option("--cache-read-only", "cache_read_only", is_flag=True, envvar="STACKS_CACHE_READONLY",
@@ -108,16 +116,18 @@ def cache_options(command):
               help="Where logs, contexts and the report go.")
 @click.option("--ca-cert", "ca_certs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Extra CA certificate (PEM) builds should trust; repeatable. Also: STACKS_CA_CERTS=a.pem:b.pem.")
+@BUILD_PLATFORM_OPTION
 @ONLY_VERIFIED
 @cache_options
 def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path,
-          ca_certs: tuple[Path, ...], only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
+          ca_certs: tuple[Path, ...], platforms: tuple[str, ...], only_verified: bool, cache: str | None,
+          cache_read_only: bool) -> None:
     """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
     from builder.app.commands import run_build
 
     argv = (click.get_current_context().find_root().obj or {}).get("argv")  # set by main(): the receipt's name
     code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified, (cache, cache_read_only),
-                     receipt=argv)
+                     receipt=argv, platforms=platforms)
     sys.exit(code)
 
 
@@ -130,14 +140,17 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
               help="A check (by name or kind, e.g. browser) that may stay 'not run' without failing its image; repeatable. "
                    "Checks that need missing hardware (a GPU) never fail for that.")
 @click.option("--force", is_flag=True, help="Test again images that passed earlier with the same content, checks and tool.")
+@BUILD_PLATFORM_OPTION
 @ONLY_VERIFIED
 @cache_options
 def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, allow_not_run: tuple[str, ...],
-                only_verified: bool, force: bool, cache: str | None, cache_read_only: bool) -> None:
+                only_verified: bool, force: bool, platforms: tuple[str, ...], cache: str | None,
+                cache_read_only: bool) -> None:
     """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
     from builder.app.commands import run_tests
 
-    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, force, (cache, cache_read_only), allow_not_run))
+    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, force, (cache, cache_read_only), allow_not_run,
+                       platforms))
 
 
 REGISTRY_OPTION = click.option(

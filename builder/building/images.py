@@ -30,6 +30,7 @@ from builder.building.scheduler import BuildStatus, Outcome, Task, run_dag
 from builder.building.site import Site
 from builder.cache.identity import own_build
 from builder.cache.registry_cache import RegistryCache
+from builder.reference import debian_architecture, platform_architecture
 
 LOG_TAIL = 30
 
@@ -56,7 +57,7 @@ def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
     if _own_image(engine, node) is not None:
         return True, ["an image with this content hash exists"]
     if node.kind == "pull":
-        return False, ["not present locally: will pull"]
+        return False, [f"not present locally for {node.platform}: will pull"]
     previous = _latest_with_label(engine, NAME_LABEL, node.name)
     old = None
     if previous is not None:
@@ -70,7 +71,8 @@ def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
 def build_nodes(plan: Plan, nodes: list[Node], engine: Engine, options: BuildOptions, progress: ProgressSink,
                 stop: threading.Event) -> list[ImageResult]:
     """Build `nodes` (parents first); returns one result per node, in the same order."""
-    results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget) for n in nodes}
+    results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget, platform=n.platform)
+               for n in nodes}
     (options.out_dir / "logs").mkdir(parents=True, exist_ok=True)
     by_name = {n.name: n for n in nodes}
     run = _BuildRun(plan, engine, options, progress, *options.site.build_environment(options.out_dir),
@@ -163,8 +165,8 @@ class _BuildRun:
             self.cache.push_image(node)
 
     def _tag_latest(self, node: Node, image: ImageInfo | None) -> None:
-        latest = f"{self.plan.spec.model.settings.local_prefix}/{node.name}:latest"
-        if image is not None and node.kind != "pull" and latest not in image.tags:
+        latest = node.latest_ref
+        if image is not None and node.kind != "pull" and latest and latest not in image.tags:
             self.engine.tag(image.id, latest)
 
     def _make(self, node: Node, result: ImageResult) -> None:
@@ -172,6 +174,28 @@ class _BuildRun:
 
 
 def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets: dict, build_args: dict, result: ImageResult) -> None:
+    """Pull, bootstrap or build the node's image, then prove it is of the node's platform."""
+    _obtain_image(plan, node, engine, options, secrets, build_args, result)
+    check_platform(engine, node)
+
+
+def check_platform(engine: Engine, node: Node) -> None:
+    """A build whose image is of another architecture than asked (an emulator falling back, a base pulled
+    for the wrong platform) fails here, before anything is built on it or tested; its tag is removed."""
+    image = engine.image(node.local_ref)
+    if image is None:
+        raise BuildFailed(f"the build left no image under {node.local_ref}", None)
+    wanted = platform_architecture(node.platform).partition("/")[0]  # the engine reports arm for arm/v7
+    if image.architecture != wanted:
+        if node.kind != "pull":
+            engine.untag(node.local_ref)
+        raise BuildFailed(f"{node.local_ref} was built for {image.platform or 'an unknown platform'}, not "
+                          f"{node.platform}: refusing an image of the wrong platform", "platform check")
+
+
+def _obtain_image(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets: dict, build_args: dict,
+                  result: ImageResult) -> None:
+    foreign = node.platform if plan.foreign else None
     log_path = options.out_dir / "logs" / f"{node.name}.log"
     result.log = str(log_path)
     with log_path.open("w", encoding="utf-8") as log:
@@ -180,17 +204,21 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
             log.flush()
 
         if node.kind == "pull":
-            sink(f"pulling {node.local_ref}")
-            engine.pull(node.local_ref)
+            assert node.base is not None and node.base.pull
+            sink(f"pulling {node.base.pull} for {node.platform}")
+            image = engine.pull(node.base.pull, platform=node.platform)
+            if node.local_ref != node.base.pull:
+                engine.tag(image.id, node.local_ref)
             return
         labels = image_labels(plan, node)
         if node.kind == "bootstrap":
             assert node.base and node.base.bootstrap
             workdir = options.out_dir / "tmp"
             workdir.mkdir(parents=True, exist_ok=True)
-            tarball = bootstrap_tarball(node.base.bootstrap, workdir, sink, options.site.apt_mirror)
+            architecture = debian_architecture(foreign) if foreign else None
+            tarball = bootstrap_tarball(node.base.bootstrap, workdir, sink, options.site.apt_mirror, architecture)
             try:
-                engine.import_tarball(tarball, node.local_ref, labels)
+                engine.import_tarball(tarball, node.local_ref, labels, foreign)
             finally:
                 shutil.rmtree(tarball.parent, ignore_errors=True)
             return
@@ -200,7 +228,7 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         args = {**build_args, **node.build_args}
         cache = options.cache if options.cache is not None and options.cache.enabled else None
         layers = (cache.latest_ref(node),) if cache is not None else ()
-        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None), sink)
+        engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None, foreign), sink)
 
 
 def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: RegistryCache | None,
@@ -224,7 +252,9 @@ def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: RegistryC
 def _own_image(engine: Engine, node: Node) -> ImageInfo | None:
     """The node's own image: under its local reference, or under another prefix. Changes nothing."""
     if node.kind == "pull":
-        return engine.image(node.local_ref)
+        image = engine.image(node.local_ref)
+        wanted = platform_architecture(node.platform).partition("/")[0]
+        return image if image is not None and image.architecture == wanted else None
     return own_build(_labelled(engine, HASH_LABEL, node.hash), node.name, node.hash, node.local_ref)
 
 
