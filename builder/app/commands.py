@@ -125,16 +125,16 @@ def _built_for(ws: Workspace, plan: Plan, images: list[str]) -> list[str]:
     return kept
 
 
-def explain_plan(spec_file: Path) -> str:
+def explain_plan(spec_file: Path, platforms: tuple[str, ...] = ()) -> str:
     ws = workspace(spec_file)
-    return "\n".join(explain_lines(ws.engine, list(ws.build_plan))) + "\n"
+    return "".join("\n".join(explain_lines(ws.engine, list(plan))) + "\n" for plan in ws.platform_plans(platforms))
 
 
-def explain_rows(spec_file: Path) -> list[dict]:
+def explain_rows(spec_file: Path, platforms: tuple[str, ...] = ()) -> list[dict]:
     """`stacks plan --json --explain`: the rows of `plan --json`, each with 'build': {cached, reasons}."""
     ws = workspace(spec_file)
     rows = []
-    for node in ws.build_plan:
+    for node in (node for plan in ws.platform_plans(platforms) for node in plan):
         cached, reasons = why_build(ws.engine, node)
         rows.append({**node.summary(), "build": {"cached": cached, "reasons": reasons}})
     return rows
@@ -145,7 +145,7 @@ def explain_lines(engine: Engine, nodes: list) -> list[str]:
     lines = []
     for node in nodes:
         cached, reasons = why_build(engine, node)
-        lines.append(f"{node.name}: {'cached' if cached else 'build'}: {'; '.join(reasons)}")
+        lines.append(f"{node.name} ({node.platform}): {'cached' if cached else 'build'}: {'; '.join(reasons)}")
     return lines
 
 

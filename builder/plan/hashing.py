@@ -26,14 +26,16 @@ def digest(data: bytes | str) -> str:
 
 
 def image_inputs(rendered: Rendered, build_args: dict[str, str], parent_hash: str, mode: str,
-                 platform: str) -> dict[str, Any]:
-    """Everything an image's hash covers, as digests small enough to store in a label."""
+                 platform: str, dockerfile: str | None = None) -> dict[str, Any]:
+    """Everything an image's hash covers, as digests small enough to store in a label. `dockerfile`: the text
+    to hash when it is not the rendered one (the plan hashes `FROM` the parent's tag as the engine's own
+    platform names it, so a linux/arm64 image hashes alike on an amd64 and on an arm64 engine)."""
     return {
         "format": FORMAT,
         "platform": platform,
         "mode": mode,
         "parent": parent_hash,
-        "dockerfile": digest(rendered.dockerfile),
+        "dockerfile": digest(rendered.dockerfile if dockerfile is None else dockerfile),
         "sections": {name: digest(text) for name, text in rendered.sections.items()},
         "files": {path: f"{digest(data)}:{mode:o}" for path, (data, mode) in rendered.files.items()},
         "build_args": dict(sorted(build_args.items())),

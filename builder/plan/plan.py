@@ -242,6 +242,13 @@ class _LocalNames:
             return f"{self.prefix}/{name}:{content_hash[:12]}"
         return f"{self.prefix}/{name}:{platform_slug(self.platform)}-{content_hash[:12]}"
 
+    def as_native(self, node: Node) -> str:
+        """The node's local tag on an engine of its own platform: what its children's hashes read in `FROM`,
+        so whether a platform is emulated here changes no hash."""
+        if node.kind == "pull" and node.base is not None and node.base.pull:
+            return node.base.pull
+        return f"{self.prefix}/{node.name}:{node.hash[:12]}"
+
     def latest(self, name: str) -> str:
         return f"{self.prefix}/{name}:{'latest' if self.platform == self.native else platform_slug(self.platform)}"
 
@@ -302,7 +309,8 @@ def _image_node(
     build_args = _build_args(spec, variant, problems)
     if build_args is None:
         return None
-    inputs = image_inputs(rendered, build_args, parent.hash, mode, names.platform)
+    hashed = rendered.dockerfile.replace(f"FROM {parent.local_ref}\n", f"FROM {names.as_native(parent)}\n")
+    inputs = image_inputs(rendered, build_args, parent.hash, mode, names.platform, hashed)
     content_hash = hash_inputs(inputs)
     repo = definition.repo or variant.image
     try:
@@ -335,6 +343,12 @@ def _build_args(spec: Spec, variant: Variant, problems: list[Problem]) -> dict[s
             problems.append(Problem(f"image '{variant.name}': build arg '{key}': {exc}",
                                     spec.where("images", variant.image, "build_args", key)))
     return values if ok else None
+
+
+def stack_platforms(plan: Plan) -> list[str]:
+    """Every platform some base of the plan's stack is built for, in declaration order."""
+    bases = plan.spec.model.bases.values()
+    return list(dict.fromkeys(p for base in bases for p in base.platforms)) or [plan.platform]
 
 
 def platform_warnings(plan: Plan, platforms: Iterable[str]) -> list[Problem]:
