@@ -83,16 +83,18 @@ class Workspace:
 
     # --- the plan ---------------------------------------------------------------
 
-    def plan(self, mode: Mode = "buildkit") -> Plan:
-        """The plan as rendered for `mode`, its warnings said; commands that build use `build_plan` (the engine's mode)."""
-        result = load_plan(self.spec_file, mode)
+    def plan(self, mode: Mode = "buildkit", platform: str | None = None) -> Plan:
+        """The plan as rendered for `mode` (for `platform`, default linux/amd64, as the engine's own), its warnings
+        said; commands that build use `build_plan` (the engine's mode and platform)."""
+        result = load_plan(self.spec_file, mode, *((platform,) if platform else ()))
         for problem in result.warnings:
             self.say(str(problem))
         return result
 
     @cached_property
     def build_plan(self) -> Plan:
-        return self.plan(self.engine.mode)
+        """The plan of the engine's own platform, in its render mode."""
+        return self.plan(self.engine.mode, self.native_platform)
 
     @cached_property
     def native_platform(self) -> str:
