@@ -180,3 +180,19 @@ def test_sudo_checks_are_not_run_under_emulation_without_setuid() -> None:
                                                     ("start-scripts", "GRANT_SUDO=yes gives the user passwordless sudo")}
     kept, unrunnable = emulation_limits(results(), setuid_works=True)
     assert [r.status for r in kept] == ["passed", "failed", "passed", "passed"] and not unrunnable
+
+
+def test_an_image_of_the_wrong_architecture_fails_and_loses_its_tag() -> None:
+    from builder.adapters.engine import BuildFailed
+    from builder.building.images import check_platform
+
+    from .fakes import FakeEngine
+
+    arm = load_plans(MINI, "buildkit", ["linux/arm64"], native="linux/amd64")[0]["foundation-bookworm"]
+    engine = FakeEngine()
+    engine.add(arm.local_ref, arm.hash)  # what an engine ignoring --platform would leave: its own architecture
+    with pytest.raises(BuildFailed, match="built for linux/amd64, not linux/arm64"):
+        check_platform(engine, arm)
+    assert engine.image(arm.local_ref) is None
+    engine.add(arm.local_ref, arm.hash).architecture = "arm64"
+    check_platform(engine, arm)
