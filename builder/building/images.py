@@ -58,13 +58,9 @@ def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
         return True, ["an image with this content hash exists"]
     if node.kind == "pull":
         return False, [f"not present locally for {node.platform}: will pull"]
-    previous = _latest_with_label(engine, NAME_LABEL, node.name)
-    old = None
-    if previous is not None:
-        try:
-            old = json.loads(previous.labels.get(INPUTS_LABEL, "null"))
-        except json.JSONDecodeError:
-            old = None
+    old = _previous_inputs(engine, node)
+    if old is None and node.inputs.get("platform") and _latest_with_label(engine, NAME_LABEL, node.name) is not None:
+        return False, [f"never built for {node.platform}"]
     return False, explain_change(old, node.inputs)
 
 
@@ -280,6 +276,20 @@ def _listed(engine: Engine, node: Node) -> ImageInfo | None:
 def _labelled(engine: Engine, key: str, value: str) -> list[ImageInfo]:
     """Every local image labelled `key=value`, from one raw listing."""
     return engine.listing(f"{key}={value}")
+
+
+def _previous_inputs(engine: Engine, node: Node) -> dict | None:
+    """The inputs of the newest build of the node's name for its platform (builds of other platforms, and of
+    the hash format before platforms counted, are other images: comparing with them explains nothing)."""
+    rows = sorted((i for i in _labelled(engine, NAME_LABEL, node.name) if i.tags), key=lambda i: i.created, reverse=True)
+    for image in rows:
+        try:
+            inputs = json.loads(image.labels.get(INPUTS_LABEL, "null"))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(inputs, dict) and inputs.get("platform", node.inputs.get("platform")) == node.inputs.get("platform"):
+            return inputs
+    return None
 
 
 def _latest_with_label(engine: Engine, key: str, value: str) -> ImageInfo | None:

@@ -196,3 +196,19 @@ def test_an_image_of_the_wrong_architecture_fails_and_loses_its_tag() -> None:
     assert engine.image(arm.local_ref) is None
     engine.add(arm.local_ref, arm.hash).architecture = "arm64"
     check_platform(engine, arm)
+
+
+def test_explain_compares_with_the_last_build_of_the_same_platform() -> None:
+    import json
+
+    from builder.building.images import why_build
+
+    from .fakes import FakeEngine
+
+    amd, arm = load_plans(MINI, "buildkit", ["linux/amd64", "linux/arm64"], native="linux/amd64")
+    engine = FakeEngine()
+    built = engine.add(amd["foundation-bookworm"].local_ref, amd["foundation-bookworm"].hash)
+    built.labels.update({"io.stacks.name": "foundation-bookworm",
+                         "io.stacks.inputs": json.dumps(amd["foundation-bookworm"].inputs)})
+    assert why_build(engine, arm["foundation-bookworm"]) == (False, ["never built for linux/arm64"])
+    assert why_build(engine, amd["foundation-bookworm"])[0]
