@@ -275,3 +275,40 @@ def is_reference(text: str) -> bool:
     except InvalidReference:
         return False
     return True
+
+
+# --- platforms ---------------------------------------------------------------------------
+
+#: Debian's (and dpkg's) architecture names of OCI platforms; OCI arm variants are folded into their Debian port
+_DEBIAN_ARCHITECTURES = {"amd64": "amd64", "arm64": "arm64", "arm/v7": "armhf", "arm/v6": "armel", "386": "i386",
+                         "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64"}
+#: `uname -m` of the host -> OCI architecture
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm/v7",
+             "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9]+(?:/v[0-9]+)?")
+
+
+def is_platform(text: str) -> bool:
+    """`text` is an OCI platform as stacks writes it: OS/ARCH[/VARIANT], lowercase (linux/arm64, linux/arm/v7)."""
+    return bool(_PLATFORM.fullmatch(text))
+
+
+def platform_slug(platform: str) -> str:
+    """The platform as a tag or file name part: linux/arm64 -> linux-arm64."""
+    return platform.replace("/", "-")
+
+
+def platform_architecture(platform: str) -> str:
+    """The OCI architecture (with variant) of a platform: linux/arm/v7 -> arm/v7, linux/arm64 -> arm64."""
+    return platform.partition("/")[2]
+
+
+def debian_architecture(platform: str) -> str:
+    """Debian's name of the platform's architecture (mmdebstrap --architectures): linux/arm64 -> arm64."""
+    architecture = platform_architecture(platform)
+    return _DEBIAN_ARCHITECTURES.get(architecture, architecture)
+
+
+def platform_of_machine(machine: str, os_name: str = "linux") -> str:
+    """The OCI platform of a `uname -m` answer (or an engine's Architecture): x86_64 -> linux/amd64."""
+    return f"{os_name}/{_MACHINES.get(machine.lower(), machine.lower())}"

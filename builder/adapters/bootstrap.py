@@ -15,8 +15,12 @@ from builder.adapters.engine import BuildFailed, LineSink
 from builder.specification.models import Bootstrap
 
 
-def mmdebstrap_command(config: Bootstrap, tarball: Path, default_mirror: str | None = None) -> list[str]:
+def mmdebstrap_command(config: Bootstrap, tarball: Path, default_mirror: str | None = None,
+                       architecture: str | None = None) -> list[str]:
+    """`architecture` is Debian's name (arm64); None: the host's. A foreign one runs under QEMU user emulation."""
     cmd = ["mmdebstrap", f"--variant={config.variant}", f"--components={','.join(config.components)}"]
+    if architecture:
+        cmd.append(f"--architectures={architecture}")
     if config.packages:
         cmd.append(f"--include={','.join(config.packages)}")
     cmd += [config.suite, str(tarball)]
@@ -26,7 +30,8 @@ def mmdebstrap_command(config: Bootstrap, tarball: Path, default_mirror: str | N
     return cmd
 
 
-def bootstrap_tarball(config: Bootstrap, workdir: Path, sink: LineSink, default_mirror: str | None = None) -> Path:
+def bootstrap_tarball(config: Bootstrap, workdir: Path, sink: LineSink, default_mirror: str | None = None,
+                      architecture: str | None = None) -> Path:
     """Run mmdebstrap into a tarball under `workdir`; BuildFailed says what went wrong."""
     if shutil.which("mmdebstrap") is None:
         raise BuildFailed(
@@ -34,7 +39,7 @@ def bootstrap_tarball(config: Bootstrap, workdir: Path, sink: LineSink, default_
             "or use 'pull:' for this base", "mmdebstrap",
         )
     tarball = Path(tempfile.mkdtemp(prefix="stacks-base-", dir=workdir)) / "rootfs.tar"
-    cmd = mmdebstrap_command(config, tarball, default_mirror)
+    cmd = mmdebstrap_command(config, tarball, default_mirror, architecture)
     sink("$ " + " ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     assert proc.stdout is not None

@@ -69,6 +69,7 @@ class RunSpec:
     healthcheck: HealthCheck | None = None
     network: bool = True
     gpu: bool = False
+    platform: str | None = None  # OS/ARCH of the image when it is not the engine's (docker run --platform)
 
     def name(self, suffix: str) -> str:
         return f"{self.purpose.prefix}-{self.image}-{self.role}-{suffix}"
@@ -301,6 +302,8 @@ def _run_options(spec: RunSpec) -> dict[str, Any]:
                                   "start_period": _nanoseconds(check.start_period)}
     if not spec.network:
         options["network_disabled"] = True
+    if spec.platform is not None:
+        options["platform"] = spec.platform
     if spec.gpu:
         options["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
     return options

@@ -32,7 +32,7 @@ from builder.adapters.engine import BuildFailed, BuildRequest, Cancelled, Engine
 from builder.adapters.engine_address import EngineAddress
 from builder.errors import Problem, SpecError
 from builder.plan.render import Mode
-from builder.reference import ImageRef, InvalidReference
+from builder.reference import ImageRef, InvalidReference, platform_of_machine
 
 _STEP = re.compile(r"^#\d+ \[([^\]]+)\] (.*)$")
 _CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
@@ -71,6 +71,11 @@ class DockerEngine:
         how = f"BuildKit through {self.cli}" if self.mode == "buildkit" else "the classic builder (docker SDK)"
         return f"Docker engine {version}; building with {how} ({self.reason})"
 
+    def platform(self) -> str:
+        with _translated():
+            info = self.client.info()
+        return platform_of_machine(str(info.get("Architecture") or ""), str(info.get("OSType") or "linux"))
+
     @property
     def containers(self) -> DockerContainers:
         """Containers of built images, for checks and version reading (they never see the SDK client)."""
@@ -103,11 +108,12 @@ class DockerEngine:
         with _translated():
             self.client.api.remove_image(ref, noprune=True)
 
-    def pull(self, ref: str, auth: dict[str, str] | None = None) -> ImageInfo:
+    def pull(self, ref: str, auth: dict[str, str] | None = None, platform: str | None = None) -> ImageInfo:
         """Pull `ref`: by its digest when it has one (the engine accepts a digest where a tag goes), else its tag."""
         parsed = ImageRef.parse(ref)
         with _translated():
-            self.client.api.pull(parsed.familiar_name, tag=parsed.digest or parsed.tag or "latest", auth_config=auth)
+            self.client.api.pull(parsed.familiar_name, tag=parsed.digest or parsed.tag or "latest", auth_config=auth,
+                                 platform=platform)
             return ImageInfo.from_inspect(self.client.api.inspect_image(ref if (parsed.digest or parsed.tag) else f"{ref}:latest"))
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
@@ -128,11 +134,25 @@ class DockerEngine:
             raise PushFailed("the engine reported no digest for the pushed tag")
         return digest
 
-    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> ImageInfo:
+    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str], platform: str | None = None) -> ImageInfo:
+        """`docker import`, or for another platform a `FROM scratch` + `ADD` build with BuildKit `--platform`:
+        the engine's import records every image as its own architecture, whatever the tarball holds."""
+        if platform is not None:
+            return self._import_by_build(tarball, ref, labels, platform)
         repository, tag = _name_and_tag(ref)
         changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())] + ['CMD ["bash"]']
         with _translated():
             self.client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+            return ImageInfo.from_inspect(self.client.api.inspect_image(ref))
+
+    def _import_by_build(self, tarball: Path, ref: str, labels: dict[str, str], platform: str) -> ImageInfo:
+        if self.mode != "buildkit":
+            raise BuildFailed(f"a base for {platform} is made with BuildKit (docker build --platform); this engine "
+                              "only offers the classic builder", "import")
+        (tarball.parent / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n', encoding="utf-8")
+        lines: list[str] = []
+        self.build(BuildRequest(tarball.parent, ref, labels, {}, platform=platform), lines.append)
+        with _translated():
             return ImageInfo.from_inspect(self.client.api.inspect_image(ref))
 
     # --- builds -----------------------------------------------------------
@@ -171,6 +191,8 @@ class DockerEngine:
             cmd += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         if request.no_cache:
             cmd.append("--no-cache")
+        if request.platform:
+            cmd += ["--platform", request.platform]
         cmd.append(str(request.context))
         env = {**self.child_env, "DOCKER_BUILDKIT": "1"}
         proc = subprocess.Popen(
@@ -203,7 +225,7 @@ class DockerEngine:
         step = None
         stream = self.client.api.build(
             path=str(request.context), tag=request.tag, labels=request.labels, buildargs=request.build_args,
-            rm=True, forcerm=True, decode=True, nocache=request.no_cache,
+            rm=True, forcerm=True, decode=True, nocache=request.no_cache, platform=request.platform,
         )
         for chunk in stream:
             if self._cancel.is_set():

@@ -102,6 +102,7 @@ class BuildRequest:
     cache_from: tuple[str, ...] = ()  # registry images whose inline layer cache BuildKit may import
     inline_cache: bool = False  # write layer cache metadata into the image (BUILDKIT_INLINE_CACHE=1)
     no_cache: bool = False  # every step runs again: no layer of an earlier build is reused
+    platform: str | None = None  # OS/ARCH to build for (BuildKit --platform); None: the engine's own
 
 
 class Engine(Protocol):
@@ -114,6 +115,10 @@ class Engine(Protocol):
 
     def describe(self) -> str:
         """One line for people: the engine, its version and the build path with the reason it was chosen."""
+        ...
+
+    def platform(self) -> str:
+        """The engine's own platform (linux/amd64): what it builds and runs without emulation."""
         ...
 
     @property
@@ -137,16 +142,17 @@ class Engine(Protocol):
         """Remove one tag; the image stays while other tags or containers use it."""
         ...
 
-    def pull(self, ref: str, auth: dict[str, str] | None = None) -> ImageInfo:
-        """Pull `ref` (a tag or a digest reference) and return the image pulled."""
+    def pull(self, ref: str, auth: dict[str, str] | None = None, platform: str | None = None) -> ImageInfo:
+        """Pull `ref` (a tag or a digest reference), for `platform` when given, and return the image pulled."""
         ...
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, sink: LineSink | None = None) -> str:
         """Push `repository:tag` (already tagged locally); returns the manifest digest the registry acknowledged."""
         ...
 
-    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str]) -> ImageInfo:
-        """A root filesystem tarball as the image `ref`, with `labels`."""
+    def import_tarball(self, tarball: Path, ref: str, labels: dict[str, str], platform: str | None = None) -> ImageInfo:
+        """A root filesystem tarball as the image `ref`, with `labels`, recorded as an image of `platform`
+        (None: the engine's own)."""
         ...
 
     def build(self, request: BuildRequest, sink: LineSink) -> None:

@@ -19,7 +19,7 @@ from builder.app.workspace import Workspace
 from builder.cache.prune import Decision, Outcome, Removal, decide, delete, read_inventory, released
 from builder.cache.registry_cache import node_tag, parse_location
 from builder.errors import SpecError
-from builder.plan.plan import Plan
+from builder.plan.plan import Plan, make_plan, stack_platforms
 from builder.plan.sizes import human_size
 from builder.plan.tags import repository
 from builder.publish.release import with_registry
@@ -63,10 +63,12 @@ def run_prune(spec_file: Path, cache: str | None, registry: str | None, keep: in
 
 
 def _plans(ws: Workspace) -> list[Plan]:
-    """The plan as BuildKit renders it, and as the classic builder does (their hashes differ) when it can be."""
-    plans = [ws.plan("buildkit")]
+    """The plan as BuildKit renders it, and as the classic builder does (their hashes differ) when it can be,
+    each for every platform the stack declares (each platform's cache tags are its own)."""
+    first = ws.plan("buildkit")
+    plans = [make_plan(first.spec, "buildkit", platform) for platform in stack_platforms(first)]
     try:
-        plans.append(ws.plan("classic"))
+        plans += [make_plan(first.spec, "classic", platform) for platform in stack_platforms(first)]
     except SpecError:
         pass  # a plan only BuildKit can build: its tags are the buildkit plan's
     return plans

@@ -56,37 +56,66 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list instead of a table (with --explain: each row has 'build': {cached, reasons}).")
 @click.option("--explain", is_flag=True, help="Ask the Docker engine which images are cached and why others would be built.")
-def plan(spec_file: Path, as_json: bool, explain: bool) -> None:
-    """Show every concrete image: parent, fragments, tags and content hash."""
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH",
+              help="Only this platform (repeatable). Default: every platform the stack's bases declare "
+                   "(with --explain: the engine's own).")
+def plan(spec_file: Path, as_json: bool, explain: bool, platforms: tuple[str, ...]) -> None:
+    """Show every concrete image of every platform: parent, fragments, tags and content hash."""
     if explain:
         from builder.app.commands import explain_plan, explain_rows
 
         if as_json:
-            click.echo(json.dumps(explain_rows(spec_file), indent=2))
+            click.echo(json.dumps(explain_rows(spec_file, platforms), indent=2))
         else:
-            click.echo(explain_plan(spec_file), nl=False)
+            click.echo(explain_plan(spec_file, platforms), nl=False)
         return
-    result = _plan(spec_file)
-    rows = [node.summary() for node in result]
+    plans = _platform_plans(spec_file, platforms)
+    rows = [node.summary() for result in plans for node in result]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = [("IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH", "CI")]
+    table = [("IMAGE", "PLATFORM", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH", "CI")]
     for row in rows:
         table.append((
-            row["name"], row["kind"], row["parent"] or "-",
+            row["name"], row["platform"], row["kind"], row["parent"] or "-",
             ",".join(f["name"] for f in row["fragments"]) or "-",
             ",".join(row["tags"]) or "-", row["hash"][:12], "yes" if row["verified"] else "no",
         ))
     click.echo(_format_table(table))
     from builder.plan.tags import late_templates
 
-    if late_templates(result.spec.model.settings):
+    if late_templates(plans[0].spec.model.settings):
         click.echo("\nTAGS has the tags known now; those read from built images (versions, date, git_sha): `stacks tags`")
+    for result in plans:
+        if result.left_out:
+            click.echo(f"\nnot built for {result.platform}: "
+                       + ", ".join(f"{name} ({why})" for name, _, why in result.left_out))
     unverified = sum(not r["verified"] for r in rows)
-    click.echo(f"\n{len(rows)} nodes: {sum(r['kind'] == 'image' for r in rows)} images to build, "
+    click.echo(f"\n{len(rows)} nodes on {len(plans)} platform{'s' if len(plans) != 1 else ''} "
+               f"({', '.join(p.platform for p in plans)}): {sum(r['kind'] == 'image' for r in rows)} images to build, "
                f"{sum(r['kind'] != 'image' for r in rows)} bases"
                + (f"; {unverified} unverified (CI column 'no'; see `stacks plan --json` for why)" if unverified else ""))
+
+
+def _platform_plans(spec_file: Path, platforms: tuple[str, ...]) -> list[Plan]:
+    """A plan per platform asked for, or per platform the bases declare; foreign tags as on this host's engine."""
+    import platform as host
+
+    from builder.app.workspace import parse_platforms
+    from builder.plan.plan import load_plans, stack_platforms
+    from builder.reference import platform_of_machine
+
+    first = _plan(spec_file)
+    wanted = parse_platforms(platforms) or stack_platforms(first)
+    return load_plans(spec_file, "buildkit", wanted, platform_of_machine(host.machine()))
+
+
+#: --platform of build and test: which platforms' chains to build or test (foreign ones under QEMU emulation)
+BUILD_PLATFORM_OPTION = click.option(
+    "--platform", "platforms", multiple=True, metavar="OS/ARCH", envvar="STACKS_PLATFORM",
+    help="Platform to build for, e.g. linux/arm64 (repeatable; another architecture than the engine's runs under "
+         "QEMU emulation). Default: the engine's own. Also: STACKS_PLATFORM='linux/amd64,linux/arm64'.",
+)
 
 
 def cache_options(command):
@@ -111,16 +140,18 @@ def cache_options(command):
 @click.option("--no-cache", "no_cache", is_flag=True,
               help="Build the selected images again (not their bases), every step anew: no image of the same content "
                    "hash, no layer of an earlier build, no registry cache is used.")
+@BUILD_PLATFORM_OPTION
 @ONLY_VERIFIED
 @cache_options
 def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: bool, out: Path,
-          ca_certs: tuple[Path, ...], no_cache: bool, only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
+          ca_certs: tuple[Path, ...], no_cache: bool, platforms: tuple[str, ...], only_verified: bool, cache: str | None,
+          cache_read_only: bool) -> None:
     """Build IMAGES and their ancestors (default: the whole matrix), skipping unchanged ones."""
     from builder.app.commands import run_build
 
     argv = (click.get_current_context().find_root().obj or {}).get("argv")  # set by main(): the receipt's name
     code = run_build(spec_file, list(images), jobs, explain, out, ca_certs, only_verified, (cache, cache_read_only),
-                     receipt=argv, no_cache=no_cache)
+                     receipt=argv, no_cache=no_cache, platforms=platforms)
     sys.exit(code)
 
 
@@ -133,14 +164,17 @@ def build(spec_file: Path, images: tuple[str, ...], jobs: int | None, explain: b
               help="A check (by name or kind, e.g. browser) that may stay 'not run' without failing its image; repeatable. "
                    "Checks that need missing hardware (a GPU) never fail for that.")
 @click.option("--force", is_flag=True, help="Test again images that passed earlier with the same content, checks and tool.")
+@BUILD_PLATFORM_OPTION
 @ONLY_VERIFIED
 @cache_options
 def test_images(spec_file: Path, images: tuple[str, ...], jobs: int | None, out: Path, allow_not_run: tuple[str, ...],
-                only_verified: bool, force: bool, cache: str | None, cache_read_only: bool) -> None:
+                only_verified: bool, force: bool, platforms: tuple[str, ...], cache: str | None,
+                cache_read_only: bool) -> None:
     """Smoke-test built IMAGES (default: all): every check and kernel snippet their fragments declare."""
     from builder.app.commands import run_tests
 
-    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, force, (cache, cache_read_only), allow_not_run))
+    sys.exit(run_tests(spec_file, list(images), out, jobs, only_verified, force, (cache, cache_read_only), allow_not_run,
+                       platforms))
 
 
 REGISTRY_OPTION = click.option(

@@ -17,11 +17,13 @@ import click
 
 from builder.adapters.engine import Engine
 from builder.app import noop
+from builder.adapters.emulation import SLOWDOWN
 from builder.app.workspace import Workspace
 from builder.building.images import build_nodes, why_build
 from builder.building.site import SiteError
 from builder.building.progress import Progress
 from builder.cache.receipt import inputs_digest
+from builder.plan.plan import Plan
 from builder.reports.report import write_reports, write_test_reports
 
 FAILED_STATES = ("failed", "skipped", "cancelled")
@@ -38,9 +40,10 @@ def workspace(spec_file: Path, out: Path = Path("build")) -> Workspace:
 def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: bool, out: Path,
               ca_certs: tuple[Path, ...], only_verified: bool = False,
               cache: tuple[str | None, bool] = (None, False), receipt: list[str] | None = None,
-              no_cache: bool = False) -> int:
-    """The full build; with `receipt` (the command line, as `builder.app.noop` keys it) it leaves a receipt
-    for the next run of that command. `no_cache` builds the selected images again without any build cache."""
+              no_cache: bool = False, platforms: tuple[str, ...] = ()) -> int:
+    """The full build, one platform after the other; with `receipt` (the command line, as `builder.app.noop`
+    keys it) a build of one platform leaves a receipt for the next run of that command. `no_cache` builds the
+    selected images again without any build cache."""
     said: list[str] = []
 
     def say(line: str) -> None:
@@ -51,15 +54,37 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     engine = ws.engine
     description = f"{engine.describe()}; at {ws.engine_address.describe()}"  # which engine, and why that one
     _say(description)
-    plan = ws.build_plan
-    nodes = ws.select(plan, images, only_verified)
-    options = replace(ws.build_options(plan, jobs, ca_certs), cache=ws.registry_cache(plan, cache), no_cache=no_cache)
+    plans = ws.platform_plans(platforms)
+    for plan in plans:
+        problem = ws.emulation_problem(plan)
+        if problem is not None:
+            raise click.ClickException(problem)
+    codes = [_build_platform(ws, plan, images, jobs, explain, ca_certs, only_verified, cache, no_cache,
+                             receipt if len(plans) == 1 else None, description, said) for plan in plans]
+    if receipt is not None and len(plans) > 1:
+        noop.forget(receipt, ws.env, ws.engine_address)
+    return 130 if 130 in codes else max(codes)
+
+
+def _build_platform(ws: Workspace, plan: Plan, images: list[str], jobs: int | None, explain: bool,
+                    ca_certs: tuple[Path, ...], only_verified: bool, cache: tuple[str | None, bool], no_cache: bool,
+                    receipt: list[str] | None, description: str, said: list[str]) -> int:
+    """Build the selection of one platform's plan; its report goes to that platform's out folder."""
+    engine, out = ws.engine, ws.platform_out(plan)
+    wanted = _built_for(ws, plan, images)
+    if images and not wanted:
+        return 0
+    nodes = ws.select(plan, wanted, only_verified)
+    options = replace(ws.build_options(plan, jobs, ca_certs), out_dir=out, cache=ws.registry_cache(plan, cache),
+                      no_cache=no_cache)
     try:
         options.site.check(engine.mode)
     except SiteError as exc:
         raise click.ClickException(str(exc)) from None
     inputs = noop.receipt_inputs(plan, options.site.ca_certificates, ws.env)
     digest, notes = inputs_digest(inputs), tuple(said)  # before building: an edit during the build is a change
+    if plan.foreign:
+        _say(f"{plan.platform}: building {len(nodes)} images under QEMU emulation (this engine is {plan.native})")
     if explain:
         for line in explain_lines(engine, nodes):
             _say(line)
@@ -72,7 +97,7 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
-    header = {"spec": str(spec_file), "engine": description, "jobs": options.jobs,
+    header = {"spec": str(plan.spec.path), "engine": description, "jobs": options.jobs, "platform": plan.platform,
               "seconds": round(time.monotonic() - started, 1)}
     json_path, md_path = write_reports(results, out, header)
     failed = [r for r in results if r.status in FAILED_STATES]
@@ -83,22 +108,35 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
     if stop.is_set():
         return 130
     if failed:
-        _say(f"{len(failed)} of {len(results)} images did not build: "
+        _say(f"{len(failed)} of {len(results)} images did not build for {plan.platform}: "
              + ", ".join(f"{r.name} ({r.status})" for r in failed))
         return 1
     return 0
 
 
-def explain_plan(spec_file: Path) -> str:
+def _built_for(ws: Workspace, plan: Plan, images: list[str]) -> list[str]:
+    """The named images this platform builds; those its plan leaves out are said and dropped (not an error:
+    `stacks build --platform linux/arm64 gpu-lab` on an amd64-only image builds nothing for arm64)."""
+    kept = []
+    for name in images:
+        reasons = [why for variant, image, why in plan.left_out if name in (variant, image)]
+        if reasons and name not in plan.graph and not any(plan[n].image == name for n in plan.graph):
+            ws.say(f"{plan.platform}: {name} is not built for this platform ({reasons[0]})")
+            continue
+        kept.append(name)
+    return kept
+
+
+def explain_plan(spec_file: Path, platforms: tuple[str, ...] = ()) -> str:
     ws = workspace(spec_file)
-    return "\n".join(explain_lines(ws.engine, list(ws.build_plan))) + "\n"
+    return "".join("\n".join(explain_lines(ws.engine, list(plan))) + "\n" for plan in ws.platform_plans(platforms))
 
 
-def explain_rows(spec_file: Path) -> list[dict]:
+def explain_rows(spec_file: Path, platforms: tuple[str, ...] = ()) -> list[dict]:
     """`stacks plan --json --explain`: the rows of `plan --json`, each with 'build': {cached, reasons}."""
     ws = workspace(spec_file)
     rows = []
-    for node in ws.build_plan:
+    for node in (node for plan in ws.platform_plans(platforms) for node in plan):
         cached, reasons = why_build(ws.engine, node)
         rows.append({**node.summary(), "build": {"cached": cached, "reasons": reasons}})
     return rows
@@ -109,7 +147,7 @@ def explain_lines(engine: Engine, nodes: list) -> list[str]:
     lines = []
     for node in nodes:
         cached, reasons = why_build(engine, node)
-        lines.append(f"{node.name}: {'cached' if cached else 'build'}: {'; '.join(reasons)}")
+        lines.append(f"{node.name} ({node.platform}): {'cached' if cached else 'build'}: {'; '.join(reasons)}")
     return lines
 
 
@@ -129,24 +167,45 @@ def _install_interrupt(engine: Engine, stop: threading.Event):
 
 def run_tests(spec_file: Path, images: list[str], out: Path, jobs: int | None, only_verified: bool = False,
               force: bool = False, cache: tuple[str | None, bool] = (None, False),
-              allow_not_run: tuple[str, ...] = ()) -> int:
-    """`stacks test`: smoke-test built images; nothing that is not built is tested; passed earlier = skipped."""
+              allow_not_run: tuple[str, ...] = (), platforms: tuple[str, ...] = ()) -> int:
+    """`stacks test`: smoke-test built images, one platform after the other; nothing that is not built is
+    tested; passed earlier = skipped."""
     ws = workspace(spec_file, out)
-    plan = ws.build_plan
-    nodes = [n for n in ws.select(plan, images, only_verified) if n.kind == "image"]
-    if images:
-        wanted = set(images)
-        nodes = [n for n in nodes if n.name in wanted or n.image in wanted]
+    plans = ws.platform_plans(platforms)
+    for plan in plans:
+        problem = ws.emulation_problem(plan)
+        if problem is not None:
+            raise click.ClickException(problem)
+    return max(_test_platform(ws, plan, images, jobs, only_verified, force, cache, allow_not_run) for plan in plans)
+
+
+def _test_platform(ws: Workspace, plan: Plan, images: list[str], jobs: int | None, only_verified: bool, force: bool,
+                   cache: tuple[str | None, bool], allow_not_run: tuple[str, ...]) -> int:
+    out = ws.platform_out(plan)
+    wanted = _built_for(ws, plan, images)
+    if images and not wanted:
+        return 0
+    nodes = [n for n in ws.select(plan, wanted, only_verified) if n.kind == "image"]
+    if wanted:
+        chosen = set(wanted)
+        nodes = [n for n in nodes if n.name in chosen or n.image in chosen]
     stage = ws.test_stage(plan, jobs, force, cache, allow_not_run)
     missing = stage.missing(nodes)
     if missing:
-        raise click.ClickException(f"not built yet: {', '.join(missing)}; run `stacks build` first")
-    _say(f"testing {len(nodes)} images (hardware: {', '.join(sorted(stage.options.hardware)) or 'no GPU'})")
+        flag = f" --platform {plan.platform}" if plan.foreign else ""
+        raise click.ClickException(f"not built yet for {plan.platform}: {', '.join(missing)}; "
+                                   f"run `stacks build{flag}` first")
+    emulated = (f"; {plan.platform} under QEMU emulation, timeouts x{SLOWDOWN:g}" if stage.emulated
+                else f"; {plan.platform}")
+    _say(f"testing {len(nodes)} images (hardware: {', '.join(sorted(stage.options.hardware)) or 'no GPU'}{emulated})")
     run = stage.run(plan, nodes, _say)
     from builder.inventory.files import write_manifests  # the SBOM library loads only for a test run
 
     index = write_manifests(out, run.manifests)
-    paths = write_test_reports(run.results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries())
+    note = (f"Platform {plan.platform}, run under QEMU user emulation on a {plan.native} engine: every timeout "
+            f"x{SLOWDOWN:g}; checks emulation cannot run are 'not run' with the reason." if stage.emulated
+            else f"Platform {plan.platform}.")
+    paths = write_test_reports(run.results, out, {n.name: n.hash for n in run.ran}, run.earlier_summaries(), note)
     counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "not run")}
     _say(", ".join(f"{n} {s}" for s, n in counts.items()) + f" checks in {len(run.ran)} images"
          + (f"; {len(run.earlier)} passed earlier (cached; --force tests them again)" if run.earlier else ""))

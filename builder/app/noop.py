@@ -77,7 +77,8 @@ def _cached_results(receipt: Receipt, sizes: Mapping[str, Any]) -> list[ImageRes
     from builder.building.results import ImageResult
 
     return [ImageResult(n.name, n.kind, n.parent, n.hash, n.ref, status="cached", reasons=[CACHED_REASON],
-                        size=sizes.get(n.image_id, n.size), size_budget=n.size_budget) for n in receipt.nodes]
+                        size=sizes.get(n.image_id, n.size), size_budget=n.size_budget, platform=n.platform)
+            for n in receipt.nodes]
 
 
 def _report(results: list[ImageResult], out: Path, receipt: Receipt, started: float, say: Callable[[str], None]) -> None:
@@ -87,6 +88,7 @@ def _report(results: list[ImageResult], out: Path, receipt: Receipt, started: fl
     for count, result in enumerate(results, 1):
         say(f"[{count}/{len(results)}] cached {result.name} in 0.0s ({human_size(result.size)})")
     header = {"spec": receipt.spec, "engine": receipt.engine, "jobs": receipt.jobs,
+              "platform": receipt.nodes[0].platform if receipt.nodes else "",
               "seconds": round(time.monotonic() - started, 1)}
     json_path, md_path = write_reports(results, out, header)
     say(f"report: {json_path} and {md_path}")
@@ -107,6 +109,11 @@ def record(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress, 
                        str(plan.spec.path), str(out), jobs, time.time()))
 
 
+def forget(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress) -> None:
+    """Drop the receipt of `stacks ARGV`: a build of several platforms leaves none (each has its own report)."""
+    _store(env).drop(invocation_key(_invocation(argv, address.host), env))
+
+
 def receipt_inputs(plan: Plan, ca_certificates: Sequence[Path], env: Mapping[str, str]) -> list[Path]:
     """Everything the plan and the build path were made from (see `builder.cache.receipt`)."""
     return [plan.spec.path.resolve(), plan.spec.lock.path.resolve(), *(d.resolve() for d in plan.spec.fragment_dirs), TOOL_DIR,
@@ -119,7 +126,6 @@ def _receipt_nodes(plan: Plan, nodes: list[Node], rows: list[dict[str, Any]]) ->
     from builder.plan.plan import HASH_LABEL
 
     listing = [ImageInfo.from_listing(r) for r in rows]
-    prefix = plan.spec.model.settings.local_prefix
     found = []
     for node in nodes:
         tags: tuple[str, ...]
@@ -128,9 +134,9 @@ def _receipt_nodes(plan: Plan, nodes: list[Node], rows: list[dict[str, Any]]) ->
             tags, labels = (node.local_ref,), {}
         else:
             image = own_build(listing, node.name, node.hash, node.local_ref)
-            tags, labels = (node.local_ref, f"{prefix}/{node.name}:latest"), {HASH_LABEL: node.hash}
+            tags, labels = (node.local_ref, node.latest_ref), {HASH_LABEL: node.hash}
         if image is None or not set(tags) <= set(image.tags):
             return None
         found.append(ReceiptNode(node.name, node.kind, node.parent, node.hash, node.local_ref, image.id, tags, labels,
-                                 image.size, node.size_budget))
+                                 image.size, node.size_budget, node.platform))
     return found

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -33,7 +33,9 @@ from builder.check.run import TestStage
 from builder.check.smoke import detect_hardware
 from builder.errors import Problem, SpecError
 from builder.inventory.store import ManifestStore
-from builder.plan.plan import Node, Plan, load_plan
+from builder.adapters.emulation import SLOWDOWN, EmulatedContainers, Emulation
+from builder.plan.plan import Node, Plan, load_plan, load_plans
+from builder.reference import is_platform, platform_slug
 from builder.plan.render import Mode
 from builder.publish.push import RetryPolicy
 
@@ -59,6 +61,7 @@ ENVIRONMENT = {
     "STACKS_ONLY_VERIFIED": "as --only-verified",
     "STACKS_CACHE_KEEP": "builds kept per image name by `stacks cache prune` (as --keep)",
     "STACKS_DEBUG": "show tracebacks of the tool itself",
+    "STACKS_PLATFORM": "platforms to build and test, space or comma separated (as --platform)",
 }
 
 
@@ -81,16 +84,45 @@ class Workspace:
 
     # --- the plan ---------------------------------------------------------------
 
-    def plan(self, mode: Mode = "buildkit") -> Plan:
-        """The plan as rendered for `mode`, its warnings said; commands that build use `build_plan` (the engine's mode)."""
-        result = load_plan(self.spec_file, mode)
+    def plan(self, mode: Mode = "buildkit", platform: str | None = None) -> Plan:
+        """The plan as rendered for `mode` (for `platform`, default linux/amd64, as the engine's own), its warnings
+        said; commands that build use `build_plan` (the engine's mode and platform)."""
+        result = load_plan(self.spec_file, mode, *((platform,) if platform else ()))
         for problem in result.warnings:
             self.say(str(problem))
         return result
 
     @cached_property
     def build_plan(self) -> Plan:
-        return self.plan(self.engine.mode)
+        """The plan of the engine's own platform, in its render mode."""
+        return self.plan(self.engine.mode, self.native_platform)
+
+    @cached_property
+    def native_platform(self) -> str:
+        """The engine's own platform: the default of --platform, and the one whose images keep the plain tags."""
+        return self.engine.platform()
+
+    def platform_plans(self, platforms: tuple[str, ...]) -> list[Plan]:
+        """One plan per platform asked for (`--platform`/STACKS_PLATFORM; none: the engine's own), in the
+        engine's mode; says its warnings and the images each platform leaves out."""
+        wanted = parse_platforms(platforms)
+        plans = load_plans(self.spec_file, self.engine.mode, wanted, self.native_platform)
+        for problem in plans[0].warnings:
+            self.say(str(problem))
+        for plan in plans:
+            if plan.left_out:
+                self.say(f"{plan.platform}: leaving out {len(plan.left_out)} images not built for it: "
+                         + ", ".join(f"{name} ({why})" for name, _, why in plan.left_out))
+        return plans
+
+    def emulation_problem(self, plan: Plan) -> str | None:
+        """Why this host cannot build or run the plan's platform (QEMU not set up), or None."""
+        return Emulation().problem(plan.platform, plan.native)
+
+    def platform_out(self, plan: Plan) -> Path:
+        """Where a platform's logs, contexts and reports go: the out folder for the engine's own platform,
+        a folder per other platform inside it (build/linux-arm64), so two platforms never mix their files."""
+        return self.out if not plan.foreign else self.out / platform_slug(plan.platform)
 
     def select(self, plan: Plan, images: list[str], only_verified: bool) -> list[Node]:
         """The selection with its ancestors, saying which images `--only-verified` leaves out."""
@@ -174,9 +206,15 @@ class Workspace:
 
     def test_stage(self, plan: Plan, jobs: int | None, force: bool, cache: tuple[str | None, bool],
                    allow_not_run: tuple[str, ...]) -> TestStage:
-        """`stacks test`, wired: the engine, the check options, the records and the registry cache of this run."""
-        return TestStage(self.engine, self.check_options(self.engine), self.records, self.registry_cache(plan, cache),
-                         jobs or max(1, os.cpu_count() or 1), force, frozenset(allow_not_run), manifests=self.manifests)
+        """`stacks test`, wired: the engine, the check options, the records and the registry cache of this run;
+        another platform's images run under QEMU, with every timeout `SLOWDOWN` times longer."""
+        stage = TestStage(self.engine, replace(self.check_options(self.engine), out_dir=self.platform_out(plan)),
+                          self.records, self.registry_cache(plan, cache), jobs or max(1, os.cpu_count() or 1), force,
+                          frozenset(allow_not_run), manifests=self.manifests)
+        if not plan.foreign:
+            return stage
+        return replace(stage, containers=EmulatedContainers(self.engine.containers, plan.platform, SLOWDOWN),
+                       emulated=True, setuid_works=Emulation().setuid_works(plan.platform))
 
     def check_options(self, engine: Engine) -> CheckOptions:
         """The hardware checks may use (STACKS_HARDWARE, else detected on the engine) and the browser."""
@@ -192,6 +230,16 @@ class Workspace:
         except ValueError:
             raise SpecError([Problem("STACKS_PUSH_ATTEMPTS must be a whole number and STACKS_PUSH_BACKOFF "
                                      "a number of seconds")]) from None
+
+
+def parse_platforms(values: tuple[str, ...]) -> list[str]:
+    """--platform values (repeatable) or STACKS_PLATFORM (space or comma separated) -> platforms, checked."""
+    found = [p for value in values for p in value.replace(",", " ").split()]
+    bad = [p for p in found if not is_platform(p)]
+    if bad:
+        raise SpecError([Problem(f"--platform {p}: not a platform; write OS/ARCH such as linux/amd64 or linux/arm64")
+                         for p in bad])
+    return list(dict.fromkeys(found))
 
 
 def _to_stderr(line: str) -> None:

@@ -30,6 +30,7 @@ from builder.building.scheduler import BuildStatus, Outcome, Task, run_dag
 from builder.building.site import Site
 from builder.cache.identity import own_build
 from builder.cache.registry_cache import RegistryCache
+from builder.reference import debian_architecture, platform_architecture
 
 LOG_TAIL = 30
 
@@ -57,21 +58,18 @@ def why_build(engine: Engine, node: Node) -> tuple[bool, list[str]]:
     if _own_image(engine, node) is not None:
         return True, ["an image with this content hash exists"]
     if node.kind == "pull":
-        return False, ["not present locally: will pull"]
-    previous = _latest_with_label(engine, NAME_LABEL, node.name)
-    old = None
-    if previous is not None:
-        try:
-            old = json.loads(previous.labels.get(INPUTS_LABEL, "null"))
-        except json.JSONDecodeError:
-            old = None
+        return False, [f"not present locally for {node.platform}: will pull"]
+    old = _previous_inputs(engine, node)
+    if old is None and node.inputs.get("platform") and _latest_with_label(engine, NAME_LABEL, node.name) is not None:
+        return False, [f"never built for {node.platform}"]
     return False, explain_change(old, node.inputs)
 
 
 def build_nodes(plan: Plan, nodes: list[Node], engine: Engine, options: BuildOptions, progress: ProgressSink,
                 stop: threading.Event) -> list[ImageResult]:
     """Build `nodes` (parents first); returns one result per node, in the same order."""
-    results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget) for n in nodes}
+    results = {n.name: ImageResult(n.name, n.kind, n.parent, n.hash, n.local_ref, size_budget=n.size_budget, platform=n.platform)
+               for n in nodes}
     (options.out_dir / "logs").mkdir(parents=True, exist_ok=True)
     by_name = {n.name: n for n in nodes}
     run = _BuildRun(plan, engine, options, progress, *options.site.build_environment(options.out_dir),
@@ -176,8 +174,8 @@ class _BuildRun:
             self.cache.push_image(node)
 
     def _tag_latest(self, node: Node, image: ImageInfo | None) -> None:
-        latest = f"{self.plan.spec.model.settings.local_prefix}/{node.name}:latest"
-        if image is not None and node.kind != "pull" and latest not in image.tags:
+        latest = node.latest_ref
+        if image is not None and node.kind != "pull" and latest and latest not in image.tags:
             self.engine.tag(image.id, latest)
 
     def _make(self, node: Node, result: ImageResult) -> None:
@@ -185,6 +183,28 @@ class _BuildRun:
 
 
 def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets: dict, build_args: dict, result: ImageResult) -> None:
+    """Pull, bootstrap or build the node's image, then prove it is of the node's platform."""
+    _obtain_image(plan, node, engine, options, secrets, build_args, result)
+    check_platform(engine, node)
+
+
+def check_platform(engine: Engine, node: Node) -> None:
+    """A build whose image is of another architecture than asked (an emulator falling back, a base pulled
+    for the wrong platform) fails here, before anything is built on it or tested; its tag is removed."""
+    image = engine.image(node.local_ref)
+    if image is None:
+        raise BuildFailed(f"the build left no image under {node.local_ref}", None)
+    wanted = platform_architecture(node.platform).partition("/")[0]  # the engine reports arm for arm/v7
+    if image.architecture != wanted:
+        if node.kind != "pull":
+            engine.untag(node.local_ref)
+        raise BuildFailed(f"{node.local_ref} was built for {image.platform or 'an unknown platform'}, not "
+                          f"{node.platform}: refusing an image of the wrong platform", "platform check")
+
+
+def _obtain_image(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets: dict, build_args: dict,
+                  result: ImageResult) -> None:
+    foreign = node.platform if plan.foreign else None
     log_path = options.out_dir / "logs" / f"{node.name}.log"
     result.log = str(log_path)
     with log_path.open("w", encoding="utf-8") as log:
@@ -193,17 +213,21 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
             log.flush()
 
         if node.kind == "pull":
-            sink(f"pulling {node.local_ref}")
-            engine.pull(node.local_ref)
+            assert node.base is not None and node.base.pull
+            sink(f"pulling {node.base.pull} for {node.platform}")
+            image = engine.pull(node.base.pull, platform=node.platform)
+            if node.local_ref != node.base.pull:
+                engine.tag(image.id, node.local_ref)
             return
         labels = image_labels(plan, node, base_digest=_parent_digest(plan, node, engine))
         if node.kind == "bootstrap":
             assert node.base and node.base.bootstrap
             workdir = options.out_dir / "tmp"
             workdir.mkdir(parents=True, exist_ok=True)
-            tarball = bootstrap_tarball(node.base.bootstrap, workdir, sink, options.site.apt_mirror)
+            architecture = debian_architecture(foreign) if foreign else None
+            tarball = bootstrap_tarball(node.base.bootstrap, workdir, sink, options.site.apt_mirror, architecture)
             try:
-                engine.import_tarball(tarball, node.local_ref, labels)
+                engine.import_tarball(tarball, node.local_ref, labels, foreign)
             finally:
                 shutil.rmtree(tarball.parent, ignore_errors=True)
             return
@@ -214,7 +238,7 @@ def _make(plan: Plan, node: Node, engine: Engine, options: BuildOptions, secrets
         cache = options.cache if options.cache is not None and options.cache.enabled else None
         layers = (cache.latest_ref(node),) if cache is not None and not options.no_cache else ()
         engine.build(BuildRequest(context, node.local_ref, labels, args, secrets, layers, cache is not None,
-                                  options.no_cache), sink)
+                                  options.no_cache, foreign), sink)
 
 
 def _parent_digest(plan: Plan, node: Node, engine: Engine) -> str:
@@ -246,7 +270,9 @@ def _ensure_local(plan: Plan, name: str | None, engine: Engine, cache: RegistryC
 def _own_image(engine: Engine, node: Node) -> ImageInfo | None:
     """The node's own image: under its local reference, or under another prefix. Changes nothing."""
     if node.kind == "pull":
-        return engine.image(node.local_ref)
+        image = engine.image(node.local_ref)
+        wanted = platform_architecture(node.platform).partition("/")[0]
+        return image if image is not None and image.architecture == wanted else None
     return own_build(_labelled(engine, HASH_LABEL, node.hash), node.name, node.hash, node.local_ref)
 
 
@@ -272,6 +298,20 @@ def _listed(engine: Engine, node: Node) -> ImageInfo | None:
 def _labelled(engine: Engine, key: str, value: str) -> list[ImageInfo]:
     """Every local image labelled `key=value`, from one raw listing."""
     return engine.listing(f"{key}={value}")
+
+
+def _previous_inputs(engine: Engine, node: Node) -> dict | None:
+    """The inputs of the newest build of the node's name for its platform (builds of other platforms, and of
+    the hash format before platforms counted, are other images: comparing with them explains nothing)."""
+    rows = sorted((i for i in _labelled(engine, NAME_LABEL, node.name) if i.tags), key=lambda i: i.created, reverse=True)
+    for image in rows:
+        try:
+            inputs = json.loads(image.labels.get(INPUTS_LABEL, "null"))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(inputs, dict) and inputs.get("platform", node.inputs.get("platform")) == node.inputs.get("platform"):
+            return inputs
+    return None
 
 
 def _latest_with_label(engine: Engine, key: str, value: str) -> ImageInfo | None:

@@ -28,6 +28,7 @@ class ImageResult:
     error: str | None = None
     log: str | None = None
     log_tail: list[str] = field(default_factory=list)
+    platform: str = ""  # the platform the image is built for (linux/arm64)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -4,7 +4,8 @@ Labels are inherited: an image built `FROM` a stacks image, and every
 intermediate image of the classic builder before its own LABEL step, carries
 the parent's `io.stacks.hash`. A label alone therefore proves nothing. What
 stacks writes only after a successful build of node N with hash H is a tag
-`<prefix>/N:<H[:12]>` (under whatever `local_prefix` that run had) or the
+`<prefix>/N:<H[:12]>` (under whatever `local_prefix` that run had; for a
+platform other than the engine's, `<prefix>/N:<platform slug>-<H[:12]>`) or the
 registry cache's tag for H; an image is N's own build when it carries the
 label H *and* one of those tags. Untagged intermediates and foreign children
 (tagged under their own names) never qualify.
@@ -19,12 +20,14 @@ from builder.reference import ImageRef, InvalidReference
 
 
 def own_tag(tag: str, name: str, content_hash: str) -> bool:
-    """`tag` is `<any prefix>/<name>:<hash[:12]>`: the content-addressed tag of a successful build of `name`."""
+    """`tag` is `<any prefix>/<name>:[<platform slug>-]<hash[:12]>`: the content-addressed tag of a successful
+    build of `name` (the hash covers the platform, so the slug needs no check of its own)."""
     try:
         ref = ImageRef.parse(tag)
     except InvalidReference:
         return False
-    return (ref.tag == content_hash[:12] and ref.digest is None and ref.basename == name
+    short = content_hash[:12]
+    return ((ref.tag == short or (ref.tag or "").endswith(f"-{short}")) and ref.digest is None and ref.basename == name
             and "/" in ref.familiar_name)  # an official-image name (`name:hash`) has no prefix: not a stacks tag
 
 

@@ -53,6 +53,7 @@ class ReceiptNode:
     labels: dict[str, str]  # and these labels (its content hash); empty for pulled bases
     size: int | None = None
     size_budget: int | None = None
+    platform: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """A registry as a content-addressed cache of built images and their test records.
 
 Layout (docs/cache.md): a cache location `HOST[:PORT]/PATH` is one repository.
-- The image of node N with content hash H is tagged `<N>-<H>` there (the name
-  part cut so the tag fits Docker's 128 characters; the hash is always whole).
+- The image of node N for platform P (slug `linux-arm64`) with content hash H
+  is tagged `<N>-<P>-<H>` there (the name part cut so the tag fits Docker's
+  128 characters; the hash, which covers the platform, is always whole), and
+  the newest build of N for P also `<N>-<P>-latest` (BuildKit's layer cache).
   stacks writes that tag only after N was built: it is the proof a hit is the
   node's own build, and the image config's labels (`io.stacks.hash` = H,
   `io.stacks.name` = N) are checked on every hit, so nothing else is taken.
@@ -30,7 +32,7 @@ from builder.adapters.registry import Registry, RegistryError, classify
 from builder.cache.records import MEDIA_TYPE, TestRecord
 from builder.plan.labels import NAME_LABEL
 from builder.plan.plan import HASH_LABEL, Node
-from builder.reference import ImageRef, InvalidReference
+from builder.reference import ImageRef, InvalidReference, platform_slug
 
 TAG_LIMIT = 128
 RECORD_LIMIT = 16 << 20  # bytes: a record carries its image's package manifest
@@ -66,9 +68,14 @@ def cache_tag(name: str, content_hash: str) -> str:
     return f"{name[:TAG_LIMIT - len(content_hash) - 1]}-{content_hash}"
 
 
+def cache_name(node: Node) -> str:
+    """The name part of a node's cache tags: its name and platform (foundation-bookworm-linux-arm64)."""
+    return f"{node.name}-{platform_slug(node.platform)}"
+
+
 def node_tag(node: Node) -> str:
     """The tag of a node's own build in the cache repository (what a run looks up and pushes)."""
-    return cache_tag(node.name, node.hash)
+    return cache_tag(cache_name(node), node.hash)
 
 
 def record_tag(manifest_digest: str) -> str:
@@ -93,7 +100,7 @@ class RegistryCache:
 
     def latest_ref(self, node: Node) -> str:
         """The newest cached build of this name (any hash): where BuildKit imports unchanged layers from."""
-        return self._tagged(cache_tag(node.name, "latest"))
+        return self._tagged(cache_tag(cache_name(node), "latest"))
 
     def _tagged(self, tag: str) -> str:
         return str(self.repository.with_tag(tag))
@@ -104,15 +111,15 @@ class RegistryCache:
         """The node's own image in the cache, or None (absent, not provably the node's, or the cache is off)."""
         if node.kind == "pull" or not self.enabled:
             return None
-        if node.name in self._hits:
-            return self._hits[node.name]
+        if node.hash in self._hits:
+            return self._hits[node.hash]
         hit = self._guard(lambda: self._lookup(node), f"looking up {node.name}")
         with self._lock:
-            self._hits[node.name] = hit
+            self._hits[node.hash] = hit
         return hit
 
     def _lookup(self, node: Node) -> CacheHit | None:
-        tag = cache_tag(node.name, node.hash)
+        tag = node_tag(node)
         if self.registry.head(self.path, tag) is None:
             return None
         found = self.registry.manifest(self.path, tag)
@@ -167,7 +174,7 @@ class RegistryCache:
         image = self.engine.image(node.local_ref)
         if image is None:
             return None
-        tag = cache_tag(node.name, node.hash)
+        tag = node_tag(node)
         ref = self._tagged(tag)
         self.engine.tag(image.id, ref)
         try:
@@ -179,15 +186,15 @@ class RegistryCache:
             return None
         hit = CacheHit(ref, digest, image.id)
         with self._lock:
-            self._hits[node.name] = hit
+            self._hits[node.hash] = hit
         self._guard(lambda: self._move_latest(node, hit), f"moving {node.name}'s layer-cache tag", writing=True)
         return hit
 
     def _move_latest(self, node: Node, hit: CacheHit) -> None:
-        """`<name>-latest` serves the newest build (registry-side: the same manifest under a second tag)."""
+        """`<name>-<platform>-latest` serves the newest build (registry-side: the same manifest under a second tag)."""
         found = self.registry.raw_manifest(self.path, hit.digest)
         if found is not None:
-            self.registry.put_manifest(self.path, cache_tag(node.name, "latest"), found[0], found[1])
+            self.registry.put_manifest(self.path, cache_tag(cache_name(node), "latest"), found[0], found[1])
 
     def push_record(self, hit: CacheHit, record: TestRecord) -> bool:
         """Store `record` as an artifact bound to the image's manifest digest; False (warned) on failure."""

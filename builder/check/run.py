@@ -13,11 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from builder.adapters.containers import ContainerRunner
 from builder.adapters.engine import Engine
 from builder.cache.keys import node_key, tool_version
 from builder.cache.records import RecordStore, TestRecord
 from builder.cache.registry_cache import RegistryCache
 from builder.cache.skipping import passing
+from builder.check.emulation import emulation_limits
 from builder.check.gate import apply_gate
 from builder.check.options import CheckOptions
 from builder.check.progress import TestProgress
@@ -77,8 +79,16 @@ class TestStage:
     waived: frozenset[str] = frozenset()  # checks `--allow-not-run` accepted unrun
     heartbeat: float = 30.0  # seconds of silence before a line says what is still running
     manifests: ManifestStore | None = None  # where package manifests are kept; None: none are taken
+    #: the containers of the images under test: the engine's, or for another platform an emulated runner
+    containers: ContainerRunner | None = None
+    emulated: bool = False  # the images are of another platform than the engine's, run under QEMU
+    setuid_works: bool = True  # setuid programs (sudo) work in the containers (under QEMU: only with binfmt flag C)
 
     __test__ = False
+
+    @property
+    def runner(self) -> ContainerRunner:
+        return self.containers if self.containers is not None else self.engine.containers
 
     def missing(self, nodes: list[Node]) -> list[str]:
         """The images that are neither built here nor in the cache: nothing can test them."""
@@ -94,12 +104,15 @@ class TestStage:
 
         def one(node: Node) -> list[CheckResult]:
             try:
-                results = smoke_image(self.engine.containers, node, self.options,
+                results = smoke_image(self.runner, node, self.options,
                                       on_suite=lambda what: progress.step(node.name, what))
             finally:
                 count = progress.done(node.name)
             budget = size_check(self.engine, node)
-            results = apply_gate(node, results + ([budget] if budget else []), self.waived)
+            unrunnable: frozenset[tuple[str, str]] = frozenset()
+            if self.emulated:
+                results, unrunnable = emulation_limits(results, self.setuid_works)
+            results = apply_gate(node, results + ([budget] if budget else []), self.waived, unrunnable)
             failed = [r for r in results if r.status == "failed"]
             say(f"{count} {'FAILED' if failed else 'passed'} {node.name}: "
                 f"{len(results) - len(failed)}/{len(results)} checks")
@@ -112,7 +125,7 @@ class TestStage:
             if not node.push:
                 return None
             wanted = probes(node.chain, plan[node.root].base)
-            report = read_versions(self.engine.containers, node.local_ref, node.name, wanted)
+            report = read_versions(self.runner, node.local_ref, node.name, wanted)
             return RecordedVersions(commands(wanted), report.versions, report.failures)
 
         def manifest(node: Node, image_id: str, record: TestRecord | None, local: bool) -> Manifest | None:
@@ -129,7 +142,7 @@ class TestStage:
 
         with progress:
             return run_tests_by_record(nodes, image_ids, one, say, self.jobs, self.store, self.force, self.cache,
-                                       self.waived, versions, progress, manifest)
+                                       self.waived, versions, progress, manifest, self.emulated)
 
 
 def plan_tests(nodes: list[Node], image_ids: dict[str, str], store: RecordStore, force: bool,
@@ -167,7 +180,7 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str], run_one: C
                         cache: RegistryCache | None = None, waived: frozenset[str] = frozenset(),
                         versions_of: Callable[[Node], RecordedVersions | None] | None = None,
                         progress: TestProgress | None = None,
-                        manifest_of: ManifestOf | None = None) -> TestRun:
+                        manifest_of: ManifestOf | None = None, emulated: bool = False) -> TestRun:
     """Test the nodes without a passing record (all with `force`), in `jobs` threads; record each outcome.
 
     `image_ids`: the local image of each node that is here. A node that is
@@ -177,9 +190,12 @@ def run_tests_by_record(nodes: list[Node], image_ids: dict[str, str], run_one: C
     `versions_of`: what a passed image's version commands answer, kept in its
     record (`stacks push` then needs no pull of an image that is only in the cache). `manifest_of`: the
     image's package manifest, kept in its record too; an image that passed earlier is read only when its
-    record has none and the image is here.
+    record has none and the image is here. `emulated` runs are
+    keyed apart too: a pass under QEMU, with the checks emulation cannot run left out, never stands in for a
+    run on a native host of that platform.
     """
-    tool = tool_version() + (f"+allow-not-run:{','.join(sorted(waived))}" if waived else "")
+    tool = tool_version() + (f"+allow-not-run:{','.join(sorted(waived))}" if waived else "") \
+        + ("+emulated" if emulated else "")
     to_run, earlier = plan_tests(nodes, image_ids, store, force, tool, cache)
     if progress is not None:
         progress.total = len(to_run)

@@ -4,6 +4,12 @@
 render -> hash -> tag) and returns a `Plan` whose nodes carry everything the
 build, test and publish stages need. Nothing here touches Docker, so a plan
 of a thousand images takes well under a second.
+
+A plan is made for one platform (linux/amd64, linux/arm64): the platform is
+part of every node's content hash, local tags and cache tags, so the two
+builds of one image never stand in for each other. Images whose base or
+fragments are not built for that platform are left out of its plan
+(`Plan.left_out` says why); `load_plans` gives one plan per platform.
 """
 from __future__ import annotations
 
@@ -25,8 +31,11 @@ from builder.plan.sizes import parse_size
 from builder.specification.load import Spec, load_spec_partial
 from builder.plan.tags import repository, tags_for
 from builder.plan.versions import probe_names
+from builder.reference import platform_slug
 
 HASH_LABEL = "io.stacks.hash"
+#: the platform of a plan made without one (`stacks plan`, lint): the reference CI's and most engines'
+DEFAULT_PLATFORM = "linux/amd64"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class Node:
     size_budget: int | None = None  # bytes; None = no budget
     variant: Variant | None = None  # the matrix cell this image is (None for bases)
     root: str = ""  # name of the base at the root of its chain (a base: its own name)
+    platform: str = DEFAULT_PLATFORM  # the one platform this node is built for (part of its hash)
+    latest_ref: str = ""  # the moving local tag of the newest build (`:latest`, or `:linux-arm64` for a foreign platform)
 
     @property
     def verified(self) -> bool:
@@ -79,6 +90,7 @@ class Node:
             "tags": list(self.tags),
             "hash": self.hash,
             "local_ref": self.local_ref,
+            "platform": self.platform,
             "platforms": list(self.platforms),
             "weight": self.weight,
             "verified": self.verified,
@@ -94,6 +106,17 @@ class Plan:
     mode: Mode
     #: problems that do not stop the plan (rules that do nothing, images without variants)
     warnings: tuple[Problem, ...] = ()
+    platform: str = DEFAULT_PLATFORM
+    #: the engine's own platform: its images keep the plain local tags (`:<hash12>`, `:latest`)
+    native: str = DEFAULT_PLATFORM
+    #: (variant, image definition, why) of every image not built for this platform (its base or a fragment
+    #: does not support it)
+    left_out: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def foreign(self) -> bool:
+        """Built through emulation on this engine (another architecture than the engine's)."""
+        return self.platform != self.native
 
     def __getitem__(self, name: str) -> Node:
         return self.graph.nodes[name]["node"]
@@ -137,39 +160,61 @@ class Plan:
         return nx.descendants(self.graph, name)
 
 
-def load_plan(path: Path, mode: Mode = "buildkit") -> Plan:
-    """The plan of a stacks file; a SpecError lists the problems of every stage at once (see `load_spec_partial`)."""
+def load_plan(path: Path, mode: Mode = "buildkit", platform: str = DEFAULT_PLATFORM, native: str | None = None) -> Plan:
+    """The plan of a stacks file for `platform`; a SpecError lists the problems of every stage at once
+    (see `load_spec_partial`). `native` is the engine's platform (default: `platform` itself)."""
     spec, problems = load_spec_partial(path)
     if spec is not None and any(p.severity == "error" for p in problems):
         try:
-            problems += make_plan(spec, mode).warnings  # the valid part: its own problems are not follow-ons
+            problems += make_plan(spec, mode, platform, native).warnings  # the valid part: its own problems are not follow-ons
         except SpecError as exc:
             problems += exc.problems
     raise_if_any(problems)
     assert spec is not None
-    result = make_plan(spec, mode)
+    result = make_plan(spec, mode, platform, native)
     if not problems:
         return result
     return replace(result, warnings=tuple(sorted(set(result.warnings) | set(problems), key=str)))  # the spec's warnings
 
 
-def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
+def load_plans(path: Path, mode: Mode, platforms: Iterable[str], native: str) -> list[Plan]:
+    """One plan per platform, in the order given; the spec is read once."""
+    wanted = list(dict.fromkeys(platforms)) or [native]
+    first = load_plan(path, mode, wanted[0], native)
+    return [first] + [make_plan(first.spec, mode, p, native) for p in wanted[1:]]
+
+
+def make_plan(spec: Spec, mode: Mode = "buildkit", platform: str = DEFAULT_PLATFORM, native: str | None = None) -> Plan:
+    native = native or platform
     warnings: list[Problem] = []
     variants = expand(spec, warnings)
     problems: list[Problem] = []
     resolved = resolve(spec, variants, problems)
     graph = nx.DiGraph()
-    prefix = spec.model.settings.local_prefix
+    names = _LocalNames(spec.model.settings.local_prefix, platform, native)
+    left_out: dict[str, tuple[str, str]] = {}
     for position, variant in enumerate(variants):
         item = resolved.get(variant.name)
+        if item is not None and item.base is not None and platform not in item.base.platforms:
+            left_out[variant.name] = (variant.image, f"base '{item.base.key}' is not built for {platform}")
+            continue
+        if item is not None and variant.parent in left_out:
+            left_out[variant.name] = (variant.image, f"its parent '{variant.parent}' is not built for {platform}")
+            continue
         if item is None or (item.base is None and variant.parent not in graph):
             continue  # its contracts or its parent are broken: reported already, descendants would only repeat it
         if item.base is not None:
-            _add_base(graph, item.base, prefix, position)
+            _add_base(graph, item.base, names, position)
             parent = graph.nodes[item.base.name]["node"]
         else:
             parent = graph.nodes[variant.parent]["node"]
-        node = _image_node(spec, graph, item, parent, prefix, mode, problems)
+        node = _image_node(spec, graph, item, parent, names, mode, problems)
+        if node is not None and platform not in node.platforms:
+            narrowing = [a.name for a in item.own if a.fragment.meta.platforms is not None
+                         and platform not in a.fragment.meta.platforms]
+            left_out[variant.name] = (variant.image, f"fragment '{narrowing[0]}' is not built for {platform}"
+                                      if narrowing else f"not built for {platform}")
+            continue
         if node is not None:
             if node.name in graph:
                 problems.append(Problem(f"image '{node.name}' has the same name as a base", spec.where("images", variant.image)))
@@ -179,7 +224,34 @@ def make_plan(spec: Spec, mode: Mode = "buildkit") -> Plan:
     problems += _tag_clashes(spec, graph)
     warnings += _hub_warnings(spec, graph)
     raise_if_any(problems + warnings)
-    return Plan(spec, graph, mode, tuple(sorted(set(warnings), key=str)))
+    return Plan(spec, graph, mode, tuple(sorted(set(warnings), key=str)), platform, native,
+                tuple((name, image, why) for name, (image, why) in left_out.items()))
+
+
+@dataclass(frozen=True)
+class _LocalNames:
+    """Local tags of one plan's nodes. The engine's own platform keeps `<prefix>/<name>:<hash12>` and `:latest`;
+    another platform's builds are `<prefix>/<name>:<slug>-<hash12>` and `:<slug>` (linux-arm64), so both live
+    side by side in one engine and neither moves the other's tag."""
+
+    prefix: str
+    platform: str
+    native: str
+
+    def content(self, name: str, content_hash: str) -> str:
+        if self.platform == self.native:
+            return f"{self.prefix}/{name}:{content_hash[:12]}"
+        return f"{self.prefix}/{name}:{platform_slug(self.platform)}-{content_hash[:12]}"
+
+    def as_native(self, node: Node) -> str:
+        """The node's local tag on an engine of its own platform: what its children's hashes read in `FROM`,
+        so whether a platform is emulated here changes no hash."""
+        if node.kind == "pull" and node.base is not None and node.base.pull:
+            return node.base.pull
+        return f"{self.prefix}/{node.name}:{node.hash[:12]}"
+
+    def latest(self, name: str) -> str:
+        return f"{self.prefix}/{name}:{'latest' if self.platform == self.native else platform_slug(self.platform)}"
 
 
 def _hub_warnings(spec: Spec, graph: nx.DiGraph) -> list[Problem]:
@@ -206,22 +278,25 @@ def _hub_warnings(spec: Spec, graph: nx.DiGraph) -> list[Problem]:
     ]
 
 
-def _add_base(graph: nx.DiGraph, base: BaseImage, prefix: str, position: int) -> None:
+def _add_base(graph: nx.DiGraph, base: BaseImage, names: _LocalNames, position: int) -> None:
     if base.name in graph:
         return
-    inputs = base_inputs(base.identity())
+    inputs = base_inputs(base.identity(), names.platform)
     content_hash = hash_inputs(inputs)
-    local_ref = base.pull or f"{prefix}/{base.name}:{content_hash[:12]}"
+    # a pulled base keeps its own name on the engine's platform; another platform's pull is tagged as a build would be
+    native_pull = base.pull is not None and names.platform == names.native
+    local_ref = base.pull if native_pull and base.pull else names.content(base.name, content_hash)
     node = Node(
         name=base.name, kind=base.kind, parent=None, hash=content_hash, inputs=inputs,
         local_ref=local_ref, platforms=base.platforms, base=base, weight=1, root=base.name,
         unverified=(f"base '{base.key}': {base.unverified}",) if base.unverified else (),
+        platform=names.platform, latest_ref=names.latest(base.name),
     )
     graph.add_node(base.name, node=node, position=position)
 
 
 def _image_node(
-    spec: Spec, graph: nx.DiGraph, item: Resolved, parent: Node, prefix: str, mode: Mode, problems: list[Problem]
+    spec: Spec, graph: nx.DiGraph, item: Resolved, parent: Node, names: _LocalNames, mode: Mode, problems: list[Problem]
 ) -> Node | None:
     variant = item.variant
     definition = spec.images[variant.image]
@@ -236,7 +311,8 @@ def _image_node(
     if build_args is None:
         return None
     rendered, lock = _locked(spec, graph, variant.name, parent, rendered)
-    inputs = image_inputs(rendered, build_args, parent.hash, mode, lock)
+    hashed = rendered.dockerfile.replace(f"FROM {parent.local_ref}\n", f"FROM {names.as_native(parent)}\n")
+    inputs = image_inputs(rendered, build_args, parent.hash, mode, names.platform, hashed, lock)
     content_hash = hash_inputs(inputs)
     repo = definition.repo or variant.image
     try:
@@ -249,12 +325,12 @@ def _image_node(
     weight = definition.weight or max([a.fragment.meta.weight for a in item.own] or [1])
     return Node(
         name=variant.name, kind="image", parent=parent.name, hash=content_hash, inputs=inputs,
-        local_ref=f"{prefix}/{variant.name}:{content_hash[:12]}", image=variant.image, axes=variant.axes,
+        local_ref=names.content(variant.name, content_hash), image=variant.image, axes=variant.axes,
         fragments=item.own, chain=item.chain, rendered=rendered, repo=repo, tags=tuple(tags),
         platforms=_platforms(parent.platforms, item.own), weight=weight, push=definition.push,
         build_args=build_args, unverified=parent.unverified + _unverified(item.own),
         size_budget=parse_size(definition.size_budget) if definition.size_budget else None,
-        variant=variant, root=root,
+        variant=variant, root=root, platform=names.platform, latest_ref=names.latest(variant.name),
     )
 
 
@@ -283,6 +359,12 @@ def _build_args(spec: Spec, variant: Variant, problems: list[Problem]) -> dict[s
             problems.append(Problem(f"image '{variant.name}': build arg '{key}': {exc}",
                                     spec.where("images", variant.image, "build_args", key)))
     return values if ok else None
+
+
+def stack_platforms(plan: Plan) -> list[str]:
+    """Every platform some base of the plan's stack is built for, in declaration order."""
+    bases = plan.spec.model.bases.values()
+    return list(dict.fromkeys(p for base in bases for p in base.platforms)) or [plan.platform]
 
 
 def platform_warnings(plan: Plan, platforms: Iterable[str]) -> list[Problem]:

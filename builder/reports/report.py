@@ -32,9 +32,11 @@ def summary(results: list[ImageResult]) -> dict[str, int]:
 
 def markdown(results: list[ImageResult], header: dict[str, Any]) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary(results).items()))
+    platform = f" Platform: {header['platform']}." if header.get("platform") else ""
     lines = [
         "# Build report", "",
-        f"{len(results)} images: {counts}. Engine: {header.get('engine', '?')}. Wall time: {header.get('seconds', 0)} s.", "",
+        f"{len(results)} images: {counts}. Engine: {header.get('engine', '?')}.{platform} "
+        f"Wall time: {header.get('seconds', 0)} s.", "",
         "| image | status | seconds | size | hash | parent | why |",
         "|---|---|---:|---:|---|---|---|",
     ]
@@ -65,13 +67,14 @@ TEST_REPORT = "test-report.json"
 
 
 def write_test_reports(results: list, out_dir: Path, hashes: dict[str, str] | None = None,
-                       earlier: dict[str, dict] | None = None) -> tuple[Path, Path, Path]:
+                       earlier: dict[str, dict] | None = None, note: str = "") -> tuple[Path, Path, Path]:
     """Smoke-test results as JSON, Markdown and JUnit XML (for CI test tabs); the build report links them.
 
     The JSON also has, per image, the content hash that was tested and
     whether every check passed: `stacks push` publishes only those images,
     and only while their hash is still the one that was tested. `earlier`:
-    summaries of images skipped because a passing test record exists.
+    summaries of images skipped because a passing test record exists. `note`: how the checks ran (the
+    platform, and emulation with its scaled timeouts), said at the top of the Markdown and in the JSON.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = _counts(results)
@@ -79,8 +82,10 @@ def write_test_reports(results: list, out_dir: Path, hashes: dict[str, str] | No
     json_path, md_path, junit_path = out_dir / TEST_REPORT, out_dir / "test-report.md", out_dir / "junit.xml"
     previous = _previous_images(json_path)
     document = {"summary": counts, "images": {**previous, **images}, "checks": [r.to_json() for r in results]}
+    if note:
+        document["note"] = note
     atomic_write(json_path, json.dumps(document, indent=2) + "\n")
-    atomic_write(md_path, smoke_markdown(results, images))
+    atomic_write(md_path, smoke_markdown(results, images, note))
     atomic_write(junit_path, junit(results))
     _update_build_report(out_dir)
     return json_path, md_path, junit_path
@@ -100,9 +105,10 @@ def _image_summary(name: str, digest: str, results: list) -> dict[str, Any]:
             "seconds": round(sum(r.seconds for r in mine), 1), "screenshot": shots[0] if shots else None}
 
 
-def smoke_markdown(results: list, images: dict[str, dict]) -> str:
+def smoke_markdown(results: list, images: dict[str, dict], note: str = "") -> str:
     counts = _counts(results)
-    lines = ["# Smoke tests", "", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks", "",
+    lines = ["# Smoke tests", "", *([note, ""] if note else []),
+             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks", "",
              "| image | result | passed | failed | not run | seconds (sum of checks) |", "|---|---|---:|---:|---:|---:|"]
     for name, info in images.items():
         c = info["checks"]

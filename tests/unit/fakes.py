@@ -225,6 +225,9 @@ class FakeEngine:
     def describe(self) -> str:
         return "fake engine"
 
+    def platform(self) -> str:
+        return "linux/amd64"
+
     def add(self, ref: str, content_hash: str | None = None, image_id: str | None = None, size: int = 1) -> FakeImage:
         image = FakeImage(image_id or f"sha256:{len(self.images)}", [ref],
                           {"io.stacks.hash": content_hash} if content_hash else {}, size)
@@ -257,7 +260,7 @@ class FakeEngine:
             if ref in image.tags:
                 image.tags.remove(ref)
 
-    def pull(self, ref: str, auth: dict[str, str] | None = None) -> ImageInfo:
+    def pull(self, ref: str, auth: dict[str, str] | None = None, platform: str | None = None) -> ImageInfo:
         self.pulled.append(ref)
         found = self._find(ref) or self.add(ref)
         return found.info()
@@ -271,15 +274,19 @@ class FakeEngine:
         self.pushed.append(tag)
         return self.on_push(repository, tag, found.id) if self.on_push else f"sha256:m-{found.id}"
 
-    def import_tarball(self, tarball, ref: str, labels: dict[str, str]) -> ImageInfo:
+    def import_tarball(self, tarball, ref: str, labels: dict[str, str], platform: str | None = None) -> ImageInfo:
         image = self.add(ref)
         image.labels.update(labels)
+        if platform:
+            image.architecture = platform.split("/")[1]
         return image.info()
 
     def build(self, request: BuildRequest, sink: Callable[[str], None]) -> None:
         self.requests.append(request)
         self.built.append(request.tag)
-        self.add(request.tag, request.labels.get("io.stacks.hash"))
+        image = self.add(request.tag, request.labels.get("io.stacks.hash"))
+        if request.platform:
+            image.architecture = request.platform.split("/")[1]
 
     def cancel(self) -> None:
         pass

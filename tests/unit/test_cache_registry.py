@@ -9,7 +9,7 @@ import pytest
 
 from builder.adapters.registry import RegistryError, RemoteManifest
 from builder.cache.records import TestRecord
-from builder.cache.registry_cache import CacheHit, RegistryCache, cache_tag, parse_location, record_tag
+from builder.cache.registry_cache import CacheHit, RegistryCache, cache_tag, node_tag, parse_location, record_tag
 
 
 def digest(data: bytes) -> str:
@@ -61,12 +61,13 @@ class FakeRegistry:
         self.manifests[reference] = body
         return digest(body)
 
-    def add_image(self, name: str, content_hash: str, labels: dict[str, str]) -> CacheHit:
+    def add_image(self, name: str, content_hash: str, labels: dict[str, str], platform: str = "linux/amd64") -> CacheHit:
         config = json.dumps({"config": {"Labels": labels}}).encode()
         self.blobs[digest(config)] = config
         body = json.dumps({"config": {"digest": digest(config)}, "layers": []}).encode()
-        self.manifests[cache_tag(name, content_hash)] = body
-        return CacheHit(f"127.0.0.1:5000/cache:{cache_tag(name, content_hash)}", digest(body), digest(config))
+        tag = cache_tag(f"{name}-{platform.replace('/', '-')}", content_hash)
+        self.manifests[tag] = body
+        return CacheHit(f"127.0.0.1:5000/cache:{tag}", digest(body), digest(config))
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Node:
     hash: str
     kind: str = "image"
     local_ref: str = ""
+    platform: str = "linux/amd64"
 
 
 H = "ab" * 32
@@ -114,6 +116,13 @@ def test_a_hit_is_the_nodes_own_build(setup) -> None:
     hit = registry.add_image("lab", H, labels())
     cache._hits.clear()
     assert cache.lookup(NODE) == hit
+
+
+def test_the_cache_tags_carry_the_platform(setup) -> None:
+    _, _, cache = setup
+    arm = Node("lab", H, platform="linux/arm64")
+    assert node_tag(arm) == f"lab-linux-arm64-{H}" and node_tag(NODE) == f"lab-linux-amd64-{H}"
+    assert cache.ref(arm).endswith(f":lab-linux-arm64-{H}") and cache.latest_ref(arm).endswith(":lab-linux-arm64-latest")
 
 
 def test_an_image_with_other_labels_under_the_tag_is_no_hit(setup) -> None:

@@ -79,16 +79,20 @@ def test_unknown_option_is_a_usage_error(capsys) -> None:
 def test_plan_table(capsys) -> None:
     code, out, _ = run(capsys, "plan", "-f", str(MINI))
     assert code == 0
-    assert out.splitlines()[0].split() == ["IMAGE", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH", "CI"]
+    assert out.splitlines()[0].split() == ["IMAGE", "PLATFORM", "KIND", "PARENT", "FRAGMENTS", "TAGS", "HASH", "CI"]
     assert "kernels-bookworm-extra" in out
-    assert out.rstrip().splitlines()[-1].startswith("11 nodes: 8 images to build, 3 bases; 8 unverified")
+    assert out.rstrip().splitlines()[-1].startswith(
+        "22 nodes on 2 platforms (linux/amd64, linux/arm64): 16 images to build, 6 bases; 16 unverified")
+    code, out, _ = run(capsys, "plan", "-f", str(MINI), "--platform", "linux/arm64")
+    rows = [line.split() for line in out.splitlines()[1:] if line.startswith("kernels-bookworm-extra")]
+    assert code == 0 and [row[1] for row in rows] == ["linux/arm64"]
 
 
 def test_plan_json_schema(capsys) -> None:
-    code, out, _ = run(capsys, "plan", "-f", str(MINI), "--json")
+    code, out, _ = run(capsys, "plan", "-f", str(MINI), "--json", "--platform", "linux/amd64")
     assert code == 0
     rows = json.loads(out)
-    assert isinstance(rows, list) and len(rows) == 11
+    assert isinstance(rows, list) and len(rows) == 11 and {row["platform"] for row in rows} == {"linux/amd64"}
     for row in rows:
         assert {"name", "parent", "fragments", "tags", "hash"} <= set(row)
         assert isinstance(row["name"], str) and isinstance(row["tags"], list)

@@ -17,7 +17,7 @@ class _Recorder:
     def tag(self, *args) -> None:
         self.calls.append(("tag", *args))
 
-    def pull(self, repository, tag=None, auth_config=None):
+    def pull(self, repository, tag=None, auth_config=None, platform=None):
         self.calls.append(("pull", repository, tag))
 
     def inspect_image(self, ref):
