@@ -112,7 +112,7 @@ def test_an_edited_leaf_on_a_fresh_runner_builds_only_the_leaf_on_its_pulled_par
     assert found["leaf"][0] == "built" and found["root"][0] == "cached"
     assert any(t.startswith(f"{state['prefix']}/root:") for t in local_tags(state))  # pulled for the leaf
     log = (state["folder"] / "build" / "logs" / "leaf.log").read_text()
-    assert f"importing cache manifest from {state['cache']}:leaf-latest" in log  # layers of the last leaf build
+    assert f"importing cache manifest from {state['cache']}:leaf-linux-amd64-latest" in log  # layers of the last leaf build
     tested = run(state, env, "test")
     assert tested.returncode == 0, tested.stderr
     assert "passed root: passed earlier, " in tested.stderr and "passed leaf: 3/3 checks" in tested.stderr
@@ -124,7 +124,7 @@ def test_a_tag_serving_another_image_is_ignored_and_the_node_rebuilt(cached_stac
     assert run(state, env, "build").returncode == 0
     client = state["client"]
     tags = requests.get(f"http://{state['cache'].split('/')[0]}/v2/{state['cache'].split('/', 1)[1]}/tags/list").json()["tags"]
-    root_tag = next(t for t in tags if t.startswith("root-") and t != "root-latest")  # the registry lists unsorted
+    root_tag = next(t for t in tags if t.startswith("root-linux-amd64-") and not t.endswith("-latest"))  # the registry lists unsorted
     leaf = next(i for i in client.images.list() if any(t.startswith(state["prefix"] + "/leaf:") for t in i.tags))
     leaf.tag(state["cache"], root_tag)  # the leaf (a descendant: other labels) pushed under root's cache tag
     assert client.images.push(state["cache"], tag=root_tag)
@@ -167,6 +167,6 @@ def test_push_from_the_cache_mounts_blobs_and_copies_the_manifest(cached_stack: 
     served = requests.get(f"http://{registry}/v2/published-{state['prefix']}/leaf/manifests/latest", headers=accept)
     cache_path = state["cache"].split("/", 1)[1]
     tags = requests.get(f"http://{registry}/v2/{cache_path}/tags/list").json()["tags"]
-    cached = requests.get(f"http://{registry}/v2/{cache_path}/manifests/{next(t for t in tags if t.startswith('leaf-') and t != 'leaf-latest')}",
+    cached = requests.get(f"http://{registry}/v2/{cache_path}/manifests/{next(t for t in tags if t.startswith('leaf-linux-amd64-') and not t.endswith('-latest'))}",
                           headers=accept)
     assert served.status_code == 200 and served.headers["Docker-Content-Digest"] == cached.headers["Docker-Content-Digest"]
