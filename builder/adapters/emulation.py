@@ -21,8 +21,9 @@ from builder.reference import platform_architecture
 
 T = TypeVar("T")
 #: how much longer a step takes under QEMU user emulation than natively: every check's timeout is scaled by it
-#: (measured: starting JupyterLab and a Python kernel under emulation takes 3 to 5 times as long)
-SLOWDOWN = 6.0
+#: (measured: starting JupyterLab and a Python kernel under emulation takes 3 to 5 times as long on a quiet
+#: 2-core machine; with other work on it the server's start went past 6 times its native health start period)
+SLOWDOWN = 10.0
 
 BINFMT_MISC = Path("/proc/sys/fs/binfmt_misc")
 #: OCI architecture -> the name qemu-user-static registers under binfmt_misc (qemu-<name>)

@@ -115,7 +115,7 @@ def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, 
     assert {lab["name"] for lab in _labs(reference)} <= {image for image, _ in kernels}
     # the all-in-one image runs a cell in every kernel whose sources CI reaches
     everything = {name.split()[1] for image, name in kernels if image == "polyglot-all-trixie"}
-    assert everything == {"python3", "tslab", "java", "kotlin", "ir", "bash", "cpp17", "gophernotes"}
+    assert everything == {"python3", "tslab", "java", "kotlin", "ir", "bash", "cpp17", "gophernotes", "rust"}
     # a child runs its ancestors' checks too
     lab_fragments = {c["fragment"] for c in checks if c["image"] == _labs(reference)[0]["name"]}
     assert {"debian-os", "nb-user", "start-scripts", "python-venv", "jupyterlab", "ipykernel"} <= lab_fragments
