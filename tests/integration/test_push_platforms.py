@@ -52,6 +52,9 @@ def test_one_tag_serves_both_platforms_and_each_runs_as_its_own_machine(two_plat
     assert pushed.returncode == 0, pushed.stderr
     [image] = json.loads((two_platforms / "build" / "push-manifest.json").read_text())["images"]
     assert image["image"] == "plat-child" and image["status"] == "pushed" and set(image["platforms"]) == set(PLATFORMS)
+    for platform in PLATFORMS:  # each platform's SBOM is attached to that platform's manifest
+        digest = image["platforms"][platform]["digest"]
+        assert f"SBOM      {target}/plat-child@{digest[:19]} ({platform})" in pushed.stderr, pushed.stderr
 
     for tag in image["tags"]:
         response = requests.get(f"http://{server.host}/v2/multi/plat-child/manifests/{tag}",
