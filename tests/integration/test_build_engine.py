@@ -38,7 +38,7 @@ def test_cold_build_then_noop_then_one_fragment_edited(tiny: Path, client) -> No
     (tiny / "fragments" / "note" / "Dockerfile.j2").write_text("RUN echo {{ text }} edited > /etc/stacks-note\n")
     explained = stacks("plan", "--explain", cwd=tiny)
     assert "side (linux/amd64): build: fragment 'note' changed" in explained.stdout, explained.stdout
-    assert "pyapp: cached" in explained.stdout
+    assert "pyapp (linux/amd64): cached" in explained.stdout
     third = stacks("build", "pyapp", "side", cwd=tiny)
     assert third.returncode == 0, third.stderr
     assert statuses(tiny) == {"debian": "cached", "root": "cached", "pyapp": "cached", "side": "built"}
