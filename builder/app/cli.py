@@ -111,6 +111,12 @@ def _platform_plans(spec_file: Path, platforms: tuple[str, ...]) -> list[Plan]:
 
 
 #: --platform of build and test: which platforms' chains to build or test (foreign ones under QEMU emulation)
+#: --platform of push: which platforms each tag serves (several: an OCI index of them)
+PUSH_PLATFORM_OPTION = click.option(
+    "--platform", "platforms", multiple=True, metavar="OS/ARCH", envvar="STACKS_PLATFORM",
+    help="Platform to publish (repeatable; each must be built and tested for it). Several: every tag serves an "
+         "OCI index of all of them. Default: the engine's own. Also: STACKS_PLATFORM='linux/amd64,linux/arm64'.",
+)
 BUILD_PLATFORM_OPTION = click.option(
     "--platform", "platforms", multiple=True, metavar="OS/ARCH", envvar="STACKS_PLATFORM",
     help="Platform to build for, e.g. linux/arm64 (repeatable; another architecture than the engine's runs under "
@@ -211,17 +217,20 @@ def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Pa
               help="Where the test report is and the push manifest goes.")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="Where to write the push manifest (JSON). Default: OUT/push-manifest.json.")
+@PUSH_PLATFORM_OPTION
 @ONLY_VERIFIED
 @cache_options
 def push(spec_file: Path, images: tuple[str, ...], registry: str | None, dry_run: bool, overwrite_immutable: bool,
-         out: Path, manifest: Path | None, only_verified: bool, cache: str | None, cache_read_only: bool) -> None:
+         out: Path, manifest: Path | None, platforms: tuple[str, ...], only_verified: bool, cache: str | None,
+         cache_read_only: bool) -> None:
     """Publish tested IMAGES (default: every image with `push: true`): immutable tags first, moving ones after,
-    each verified against the registry; tags already there are skipped. Credentials: STACKS_REGISTRY_USER and
-    STACKS_REGISTRY_PASSWORD, or the Docker config (`docker login`)."""
+    each verified against the registry; tags already there are skipped. With several --platform, each tag serves
+    an OCI index of every platform's image. Credentials: STACKS_REGISTRY_USER and STACKS_REGISTRY_PASSWORD, or
+    the Docker config (`docker login`)."""
     from builder.app.publish_cmd import run_push
 
     sys.exit(run_push(spec_file, list(images), registry, dry_run, out, manifest, only_verified, overwrite_immutable,
-                      (cache, True)))
+                      (cache, True), platforms))
 
 
 @cli.command()

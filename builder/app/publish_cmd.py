@@ -13,6 +13,7 @@ import click
 
 from builder.app.workspace import Workspace
 from builder.plan.sizes import human_size
+from builder.publish.platforms import ImageSet, blocked, group
 from builder.publish.push import MANIFEST, describe, manifest_document, push_releases, release_json, steps
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.specification.models import Settings
@@ -37,6 +38,26 @@ def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, o
     return ws, settings, prepare(plan, nodes, engine, settings, out, cache=cache, records=ws.records), cache
 
 
+def _load_platforms(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
+                    cache_choice: tuple[str | None, bool], platforms: tuple[str, ...],
+                    ) -> tuple[Workspace, Settings, dict[str, tuple[list[Release], Path]], Any]:
+    """The releases of each platform asked for (each prepared against its own plan, test reports and records),
+    with the folder of that platform's test report."""
+    ws = Workspace(spec_file=spec_file, out=out, say=_say)
+    plans = ws.platform_plans(platforms)
+    settings = with_registry(plans[0].spec.model.settings, registry)
+    cache = ws.registry_cache(plans[0], cache_choice)
+    by_platform = {}
+    for plan in plans:
+        nodes = publishable(plan, ws.select(plan, images, only_verified), images)
+        folder = ws.platform_out(plan)
+        by_platform[plan.platform] = (prepare(plan, nodes, ws.engine, settings, folder, cache=cache,
+                                              records=ws.records), folder)
+    if not any(releases for releases, _ in by_platform.values()):
+        raise click.ClickException("nothing to publish: no selected image has `push: true`")
+    return ws, settings, by_platform, cache
+
+
 def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
              as_json: bool) -> int:
     """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem."""
@@ -51,12 +72,22 @@ def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path
 
 def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
              manifest: Path | None, only_verified: bool, overwrite_immutable: bool = False,
-             cache: tuple[str | None, bool] = (None, True)) -> int:
-    """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed."""
-    ws, settings, releases, remote = _load(spec_file, images, registry, out, only_verified, cache)
+             cache: tuple[str | None, bool] = (None, True), platforms: tuple[str, ...] = ()) -> int:
+    """`stacks push`: 0 when every tag is in the registry, 1 when the push was refused or failed. Several
+    platforms: each tag serves an OCI index of every platform's image (publish/platforms.py)."""
+    ws, settings, by_platform, remote = _load_platforms(spec_file, images, registry, out, only_verified, cache,
+                                                        platforms)
+    sets: list[ImageSet] | None = None
+    if len(by_platform) == 1:
+        releases, folder = next(iter(by_platform.values()))
+        problems = refusals(releases, folder)
+    else:
+        sets = group({platform: releases for platform, (releases, _) in by_platform.items()})
+        releases = [image.primary for image in sets]
+        problems = [f"{platform}: {p}" for platform, (rs, folder) in by_platform.items() for p in refusals(rs, folder)]
+        problems += blocked(sets)
     host = settings.registry.host
-    problems = refusals(releases, out)
-    plan_steps = steps(releases)
+    plan_steps = steps(releases, sets)
     if dry_run or problems:
         for release in releases:
             click.echo("\n".join(describe(release)))
@@ -67,13 +98,16 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
         return 1
     assert all(r.state == READY for r in releases)
     pinned = sum(not s.tag.moving for s in plan_steps)
-    summary = (f"{len(releases)} images, {len(plan_steps)} tags to {host}"
+    across = f" ({len(sets[0].releases) if sets else 1} platforms each)" if sets else ""
+    summary = (f"{len(releases)} images{across}, {len(plan_steps)} tags to {host}"
                f" ({pinned} immutable first, then {len(plan_steps) - pinned} moving)")
     if dry_run:
         click.echo(f"dry run: would push {summary}; nothing was pushed")
         return 0
+    known_manifests = (release_manifests(ws, releases, remote) if sets is None
+                       else platform_manifests(ws, sets, remote))
     failure = push_releases(ws.engine, host, releases, plan_steps, summary, _say, ws.keychain, ws.retry_policy(),
-                            overwrite_immutable, remote, release_manifests(ws, releases, remote))
+                            overwrite_immutable, remote, known_manifests)
     path = manifest or out / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(manifest_document(releases, plan_steps, host, failure is None), indent=2) + "\n")
@@ -89,6 +123,16 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     size = sum(next((s.size for s in plan_steps if s.release is r and s.size), 0) for r in releases)
     _say(f"done: {len(releases)} images in {host} ({human_size(size)} compressed)")
     return 0
+
+
+def platform_manifests(ws: Workspace, sets: list[ImageSet], cache: RegistryCache | None) -> dict[str, Manifest]:
+    """The manifest of each image on each platform, by `name@platform` (what push.py attaches per platform)."""
+    found: dict[str, Manifest] = {}
+    for image in sets:
+        for platform, release in image.releases.items():
+            for name, manifest in release_manifests(ws, [release], cache).items():
+                found[f"{name}@{platform}"] = manifest
+    return found
 
 
 def release_manifests(ws: Workspace, releases: list[Release], cache: RegistryCache | None) -> dict[str, Manifest]:

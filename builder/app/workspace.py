@@ -61,7 +61,7 @@ ENVIRONMENT = {
     "STACKS_ONLY_VERIFIED": "as --only-verified",
     "STACKS_CACHE_KEEP": "builds kept per image name by `stacks cache prune` (as --keep)",
     "STACKS_DEBUG": "show tracebacks of the tool itself",
-    "STACKS_PLATFORM": "platforms to build and test, space or comma separated (as --platform)",
+    "STACKS_PLATFORM": "platforms to build, test and push, space or comma separated (as --platform)",
 }
 
 

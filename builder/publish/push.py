@@ -11,10 +11,17 @@ registry is asked which manifest the tag now serves; it must be the one the
 engine pushed, and its config must be the image that was built and tested.
 Network errors are retried with exponential backoff; refused credentials are
 not. A JSON manifest of what was published is written for CI and release notes.
+
+Several platforms (publish/platforms.py): before an image's first tag, each
+platform's manifest is put in the repository under its own tag
+(linux-arm64-<hash12>) and verified against the image that was tested; each
+tag then serves an OCI index of those manifests, in the same order as above.
+A moving tag is therefore only ever moved once every platform is in.
 """
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +36,7 @@ from builder.cache.registry_cache import RegistryCache
 from builder.inventory.attached import attach_sbom
 from builder.inventory.manifest import Manifest
 from builder.inventory.sbom import to_cyclonedx
+from builder.publish.platforms import INDEX_TYPE, ImageSet, PlatformManifest, digest_of, index_document, platform_tag
 from builder.publish.release import Release
 from builder.plan.tags import Tag, push_rank
 from builder.reference import same_registry
@@ -60,15 +68,19 @@ class Step:
     status: StepStatus = "planned"
     digest: str | None = None
     size: int | None = None
+    image_set: ImageSet | None = None  # set when the tag serves an index of several platforms
 
     @property
     def ref(self) -> str:
         return f"{self.release.repository}:{self.tag.name}"
 
 
-def steps(releases: list[Release]) -> list[Step]:
+def steps(releases: list[Release], sets: list[ImageSet] | None = None) -> list[Step]:
     """Every tag of every image in push order: all immutable tags of all images first, then moving ones,
-    `latest` tags last."""
+    `latest` tags last. With `sets` (several platforms), each tag of an image serves all its platforms."""
+    if sets is not None:
+        return [Step(s.primary, t, image_set=s) for phase in (0, 1, 2) for s in sets for t in s.primary.tags
+                if push_rank(t) == phase]
     return [Step(r, t) for phase in (0, 1, 2) for r in releases for t in r.tags if push_rank(t) == phase]
 
 
@@ -129,10 +141,13 @@ class Pusher:
         for step in plan_steps:
             if step.tag.moving:
                 continue
-            remote = self._retry(functools.partial(self.registry.manifest, step.release.path, step.tag.name,
-                                                   _platform(step.release)), f"reading {step.ref}")
-            if remote is not None and remote.config != step.release.image_id:
-                taken.append(f"{step.ref} (serves image {remote.config}, this build is {step.release.image_id})")
+            releases = list(step.image_set.releases.values()) if step.image_set else [step.release]
+            for release in releases:
+                remote = self._retry(functools.partial(self.registry.manifest, release.path, step.tag.name,
+                                                       _platform(release)), f"reading {step.ref}")
+                if remote is not None and remote.config != release.image_id:
+                    which = f" for {_platform_name(release)}" if step.image_set else ""
+                    taken.append(f"{step.ref}{which} (serves image {remote.config}, this build is {release.image_id})")
         if taken:
             raise PublishFailed(
                 "immutable tags already hold other content: " + "; ".join(taken)
@@ -141,6 +156,9 @@ class Pusher:
             )
 
     def one(self, step: Step) -> None:
+        if step.image_set is not None:
+            self._one_index(step, step.image_set)
+            return
         release, tag = step.release, step.tag
         if release.local:
             self.engine.tag(release.node.local_ref, step.ref)
@@ -150,7 +168,7 @@ class Pusher:
             step.status, step.digest, step.size = "unchanged", remote.digest, remote.size
             self.say(f"  unchanged {step.ref}  {remote.digest}")
             return
-        digest = self._retry(lambda: self._from_cache(release, tag.name) or self._push_here(release, step),
+        digest = self._retry(lambda: self._from_cache(release, tag.name) or self._push_here(release, tag.name),
                              f"pushing {step.ref}")
         remote = self._retry(lambda: self.registry.manifest(release.path, tag.name, platform), f"verifying {step.ref}")
         if remote is None or remote.digest != digest or remote.config != release.image_id:
@@ -159,6 +177,48 @@ class Pusher:
                                 f"but the engine pushed {digest} of image {release.image_id}")
         step.status, step.digest, step.size = "pushed", digest, remote.size
         self.say(f"  pushed    {step.ref}  {digest}")
+
+    def _one_index(self, step: Step, image: ImageSet) -> None:
+        """Every platform's manifest in the repository (once per image), then the tag serves their index."""
+        manifests = [self._platform_manifest(platform, release, image) for platform, release in image.releases.items()]
+        body = index_document(manifests)
+        want = digest_of(body)
+        path, tag = step.release.path, step.tag.name
+        size = sum(m.compressed for m in manifests) or None
+        if self._retry(lambda: self.registry.head(path, tag), f"reading {step.ref}") == want:
+            step.status, step.digest, step.size = "unchanged", want, size
+            self.say(f"  unchanged {step.ref}  {want}")
+            return
+        self._retry(lambda: self.registry.put_manifest(path, tag, body, INDEX_TYPE), f"pushing {step.ref}")
+        served = self._retry(lambda: self.registry.head(path, tag), f"verifying {step.ref}")
+        if served != want:
+            raise PublishFailed(f"verifying {step.ref}: the registry serves {served or 'no such tag'}, "
+                                f"but the index of {', '.join(image.releases)} is {want}")
+        step.status, step.digest, step.size = "pushed", want, size
+        self.say(f"  pushed    {step.ref}  {want} ({len(manifests)} platforms)")
+
+    def _platform_manifest(self, platform: str, release: Release, image: ImageSet) -> PlatformManifest:
+        """The platform's manifest in the target repository under its own tag, its config verified to be the
+        image that was built and tested there; pushed (or copied from the cache) unless it is there already."""
+        if platform in image.pushed:
+            return image.pushed[platform]
+        tag = platform_tag(platform, release.node.hash)
+        ref = f"{release.repository}:{tag}"
+        found = self._retry(lambda: self.registry.raw_manifest(release.path, tag), f"reading {ref}")
+        if found is None or _config(found[0]) != release.image_id:
+            if release.local:
+                self.engine.tag(release.node.local_ref, ref)
+            self._retry(lambda: self._from_cache(release, tag) or self._push_here(release, tag), f"pushing {ref}")
+            found = self._retry(lambda: self.registry.raw_manifest(release.path, tag), f"verifying {ref}")
+            if found is None or _config(found[0]) != release.image_id:
+                served = f"image {_config(found[0])}" if found else "no such tag"
+                raise PublishFailed(f"verifying {ref}: the registry serves {served}, but {release.node.name} for "
+                                    f"{platform} is image {release.image_id}")
+            self.say(f"  pushed    {ref}  {found[2]}")
+        body, media_type, digest = found
+        image.pushed[platform] = PlatformManifest(platform, digest, len(body), media_type or _DOCKER_MANIFEST,
+                                                  _compressed(body))
+        return image.pushed[platform]
 
     def _from_cache(self, release: Release, tag: str) -> str | None:
         """The digest after a registry-side copy from the cache, or None when the cache cannot serve this image."""
@@ -173,16 +233,17 @@ class Pusher:
         self.say(f"    copied from the cache {hit.ref} (blobs mounted, nothing uploaded)")
         return digest
 
-    def _push_here(self, release: Release, step: Step) -> str:
+    def _push_here(self, release: Release, tag: str) -> str:
         """Push through the engine; an image that is only in the cache (another registry) is pulled first."""
+        ref = f"{release.repository}:{tag}"
         if release.remote is not None:
             hit = release.remote.hit
             if self.cache is None or not self.cache.pull(release.node, hit):
-                raise PublishFailed(f"pushing {step.ref}: {release.node.name} is only in the cache {hit.ref}, "
+                raise PublishFailed(f"pushing {ref}: {release.node.name} is only in the cache {hit.ref}, "
                                     "and pulling it failed")
             release.image, release.remote = self.engine.image(release.node.local_ref), None
-            self.engine.tag(release.node.local_ref, step.ref)
-        return self.engine.push(release.repository, step.tag.name, self.auth, self._layer)
+            self.engine.tag(release.node.local_ref, ref)
+        return self.engine.push(release.repository, tag, self.auth, self._layer)
 
     def _layer(self, line: str) -> None:
         """A layer's final state from the engine (not its progress bar): long pushes show they are alive."""
@@ -191,6 +252,26 @@ class Pusher:
 
     def _retry(self, action: Callable[[], Any], what: str) -> Any:
         return retry(action, what, self.attempts, self.backoff, self.say)
+
+
+_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def _config(body: bytes) -> str | None:
+    """The config digest (= image id) a single-image manifest names; None for anything else."""
+    try:
+        return json.loads(body).get("config", {}).get("digest")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _compressed(body: bytes) -> int:
+    manifest = json.loads(body)
+    return sum(int(part.get("size", 0)) for part in [manifest.get("config") or {}, *manifest.get("layers", [])])
+
+
+def _platform_name(release: Release) -> str:
+    return "/".join(_platform(release))
 
 
 def _platform(release: Release) -> tuple[str, str]:
@@ -214,8 +295,19 @@ def manifest_document(releases: list[Release], plan_steps: list[Step], registry:
             "versions": release.versions.versions if release.versions else {},
             "status": _image_status(list(states.values())), "tag_status": states,
             "immutable": [s.tag.name for s in mine if not s.tag.moving],
+            **_platforms_of(mine),
         })
     return {"registry": registry, "complete": complete, "finished": rfc3339(datetime.now(timezone.utc)), "images": images}
+
+
+def _platforms_of(mine: list[Step]) -> dict[str, Any]:
+    """Per platform of a multi-platform image: the digest of its manifest and the image id that was tested."""
+    image = next((s.image_set for s in mine if s.image_set is not None), None)
+    if image is None:
+        return {}
+    return {"platforms": {platform: {"digest": image.pushed[platform].digest if platform in image.pushed else None,
+                                     "image_id": release.image_id, "hash": release.node.hash}
+                          for platform, release in image.releases.items()}}
 
 
 def _image_status(states: list[str]) -> str:
@@ -261,6 +353,10 @@ def attach_sboms(registry: Registry, releases: list[Release], plan_steps: list[S
     """Attach each image's SBOM to every manifest digest its tags serve (an OCI artifact whose subject is that
     manifest: builder/inventory/attached.py); an image without a known manifest is said, not attached."""
     for release in releases:
+        image = next((s.image_set for s in plan_steps if s.release is release and s.image_set), None)
+        if image is not None:
+            _attach_platforms(registry, image, manifests, say, attempts, backoff)
+            continue
         digests = dict.fromkeys(s.digest for s in plan_steps if s.release is release and s.digest)
         manifest = manifests.get(release.node.name)
         if manifest is None:
@@ -272,6 +368,21 @@ def attach_sboms(registry: Registry, releases: list[Release], plan_steps: list[S
             attach = functools.partial(_attach, registry, release.path, digest, sbom)
             artifact = retry(attach, f"attaching the SBOM of {release.repository}@{digest}", attempts, backoff, say)
             say(f"  SBOM      {release.repository}@{digest[:19]}  {artifact}")
+
+
+def _attach_platforms(registry: Registry, image: ImageSet, manifests: dict[str, Manifest], say: Say,
+                      attempts: int, backoff: float) -> None:
+    """A multi-platform image: each platform's SBOM to its own manifest (`manifests` by `name@platform`)."""
+    for platform, pushed in image.pushed.items():
+        release = image.releases[platform]
+        manifest = manifests.get(f"{image.name}@{platform}")
+        if manifest is None:
+            say(f"  no SBOM for {image.name} on {platform}: its manifest is not known here (`stacks test` takes it)")
+            continue
+        attach = functools.partial(_attach, registry, release.path, pushed.digest, to_cyclonedx(manifest).encode())
+        artifact = retry(attach, f"attaching the SBOM of {release.repository}@{pushed.digest} ({platform})",
+                         attempts, backoff, say)
+        say(f"  SBOM      {release.repository}@{pushed.digest[:19]} ({platform})  {artifact}")
 
 
 def _attach(registry: Registry, repository: str, digest: str, sbom: bytes) -> str:

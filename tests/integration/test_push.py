@@ -111,8 +111,11 @@ def served(host: str, repo: str, tag: str, auth: tuple[str, str] | None = None) 
 
 
 def repo_tags(host: str, repo: str, auth: tuple[str, str] | None = None) -> list[str]:
+    """The tags of `repo`, without the referrers tags (`sha256-<hex>`) the SBOM attachment adds on a registry
+    without the referrers API (docs/manifests.md)."""
     response = requests.get(f"http://{host}/v2/{repo}/tags/list", auth=auth, timeout=30)
-    return [] if response.status_code == 404 else sorted(response.json().get("tags") or [])
+    tags = [] if response.status_code == 404 else response.json().get("tags") or []
+    return sorted(t for t in tags if not t.startswith("sha256-"))
 
 
 def tag_links(server: RegistryServer) -> dict[str, float]:
