@@ -22,7 +22,7 @@ from builder.outputs.hub_config import (COMPOSE_FILE, CONFIG_FILE, ENV_FILE, com
                                         env_text, hub_plan, manifest_refs, password_problems, version_warnings)
 from builder.owned import claim_dir, write_file
 from builder.outputs.scaffold import _title, new_kernel, recipe_for
-from builder.plan.plan import platform_warnings
+from builder.plan.plan import make_plan, platform_warnings
 from builder.specification.models import HubSettings
 
 Say = Callable[[str], None]
@@ -82,7 +82,8 @@ def run_matrix(spec_file: Path, images: Iterable[str], only_verified: bool, plat
     plan = Workspace(spec_file=spec_file).plan()
     for problem in platform_warnings(plan, platforms):
         _err(str(problem))
-    matrix = make_matrix(plan, images, only_verified, platforms, runner_map, max_jobs)
+    matrix = make_matrix(plan, images, only_verified, platforms, runner_map, max_jobs,
+                         lambda platform: make_plan(plan.spec, plan.mode, platform, native=platform))
     if as_json:
         click.echo(json.dumps(matrix.to_json(), separators=(",", ":")))
     else:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from typing import Any
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from builder.plan.plan import Node, Plan
 
@@ -83,9 +83,13 @@ class Matrix:
 
 def make_matrix(plan: Plan, images: Iterable[str] = (), only_verified: bool = False,
                 platforms: Iterable[str] = (), runners: dict[str, str] | None = None,
-                max_jobs: int = DEFAULT_MAX_JOBS) -> Matrix:
+                max_jobs: int = DEFAULT_MAX_JOBS, plan_for: Callable[[str], Plan] | None = None) -> Matrix:
     """Cut the selected part of `plan` into jobs per platform (all platforms of the selection by default).
-    None of them publishes: the workflow's publish job pushes every platform's images from the cache."""
+    None of them publishes: the workflow's publish job pushes every platform's images from the cache.
+
+    `plan_for(platform)`: that platform's plan as an engine of its own platform makes it, so a job's `refs`
+    are the local tags its native runner builds (each platform has its own hashes); without it every
+    platform's jobs name `plan`'s nodes."""
     selected = plan.select(images, only_verified)
     runner_of = {**DEFAULT_RUNNERS, **(runners or {})}
     present = sorted({p for node in selected for p in node.platforms})
@@ -94,7 +98,8 @@ def make_matrix(plan: Plan, images: Iterable[str] = (), only_verified: bool = Fa
     jobs: list[Job] = []
     for platform in wanted:
         if platform in runner_of:
-            nodes = [n for n in selected if platform in n.platforms]
+            own = plan_for(platform).select(images, only_verified) if plan_for is not None else selected
+            nodes = [n for n in own if platform in n.platforms]
             found = _platform_jobs(nodes, platform, runner_of[platform], max_jobs)
             needed = {need for job in found for need in job.needs}
             jobs += [replace(job, export=job.id in needed) for job in found]

@@ -3,7 +3,7 @@
 GitHub Actions cannot run on this machine, so this stands in for it, for the
 parts of a workflow that decide what happens to images: the `${{ }}`
 expressions (contexts `github`, `env`, `matrix`, `needs`, `steps`, `secrets`;
-`fromJSON`, `contains`, `always`, `cancelled`, `success`), job and step `if:`,
+`fromJSON`, `contains`, `join`, `always`, `cancelled`, `success`), job and step `if:`,
 `needs` with outputs and results, `strategy.matrix` from a job output,
 `$GITHUB_ENV` / `$GITHUB_OUTPUT`, the `run:` shell (`defaults.run.shell`), and
 the few actions the workflows use: checkout (a fresh copy of the project),
@@ -113,6 +113,7 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
     names = {name: wrap(value) for name, value in context.items()}
     names.update(NULL=NULL, fromJSON=lambda text: wrap(json.loads(text)),
                  contains=lambda haystack, needle: needle in haystack,
+                 join=lambda items, separator=",": separator.join(render(item) for item in items),
                  always=lambda: True, cancelled=lambda: False, success=lambda: not context.get("_failed"),
                  failure=lambda: bool(context.get("_failed")),
                  _needs_results=[n["result"] for n in context.get("needs", {}).values()])

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from builder.outputs.ci_matrix import Matrix, artifact_pattern, make_matrix, parse_runners
 from builder.app.cli import cli
-from builder.plan.plan import Plan, load_plan
+from builder.plan.plan import Plan, load_plan, make_plan
 
 from .helpers import BASIC_FRAGMENTS, plan_of
 
@@ -187,3 +187,16 @@ def test_cli_prints_one_line_of_json(stack) -> None:
     assert {e["id"] for e in document["roots"]["include"]} == {"amd64-debian", "amd64-other"}
     table = CliRunner().invoke(cli, ["matrix", "-f", str(path)])
     assert table.exit_code == 0 and "roots" in table.output and "branches" in table.output
+
+
+def test_each_platform_hands_on_the_tags_its_own_runner_builds(plan: Plan) -> None:
+    """An arm64 runner is an arm64 engine: its images carry arm64 hashes under the plain `:<hash12>` tags."""
+    own = {p: make_plan(plan.spec, plan.mode, p, native=p) for p in ("linux/amd64", "linux/arm64")}
+    matrix = make_matrix(plan, max_jobs=4, plan_for=own.__getitem__)
+    for platform, platform_plan in own.items():
+        for job in _jobs(matrix, platform):
+            assert job.refs == tuple(platform_plan[name].local_ref for name in job.nodes)
+    arm_root = next(job for job in _jobs(matrix, "linux/arm64") if "root" in job.nodes)
+    assert own["linux/arm64"]["root"].local_ref in arm_root.refs
+    assert own["linux/arm64"]["root"].local_ref.endswith(f":{own['linux/arm64']['root'].hash[:12]}")
+    assert own["linux/arm64"]["root"].hash != plan["root"].hash

@@ -6,7 +6,8 @@ import pytest
 
 from tests.integration.workflow_runner import _braces, condition, evaluate, render, substitute
 
-MATRIX = '{"roots": {"include": [{"id": "amd64-a", "export": true}]}, "branches": {"include": []}}'
+MATRIX = ('{"roots": {"include": [{"id": "amd64-a", "export": true}]}, "branches": {"include": []},'
+          ' "platforms": ["linux/amd64", "linux/arm64"]}')
 
 
 def context(**parts: object) -> dict[str, object]:
@@ -25,6 +26,7 @@ def test_contexts_nulls_and_fromjson() -> None:
     assert render(evaluate("github.event.pull_request.head.repo.fork || false", forked)) == "true"
     assert substitute("${{ secrets.MISSING }}", ctx) == ""
     assert substitute("roots ${{ matrix.id }}", context(matrix={"id": "amd64-a"})) == "roots amd64-a"
+    assert substitute("${{ join(fromJSON(needs.plan.outputs.matrix).platforms, ',') }}", ctx) == "linux/amd64,linux/arm64"
 
 
 def test_conditions_imply_success_unless_they_ask_for_status() -> None:
