@@ -135,10 +135,10 @@ class TestStage:
             found = taking.known(self.manifests, image_id, record)
             if found is not None or not local:
                 return found
-            image = self.engine.image(node.local_ref)
-            platform = image.platform if image is not None else ""
-            return taking.take(self.engine.containers, self.manifests, node, image_id, platform,
-                        probes(node.chain, plan[node.root].base))
+            # the stage's runner: under emulation the reader runs as the image's platform, with its timeouts;
+            # the platform is the node's (its build checked the image's architecture against it)
+            return taking.take(self.runner, self.manifests, node, image_id, node.platform,
+                               probes(node.chain, plan[node.root].base))
 
         with progress:
             return run_tests_by_record(nodes, image_ids, one, say, self.jobs, self.store, self.force, self.cache,
