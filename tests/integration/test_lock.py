@@ -85,7 +85,8 @@ def test_a_rebuild_from_the_lock_without_the_build_cache_installs_the_same_packa
     # the image id, or the registry's digest once the base went through a registry (other tests push it)
     digests = {base.id, *(d.split("@", 1)[1] for d in base.attrs.get("RepoDigests") or [])}
     assert labels["org.opencontainers.image.base.digest"] in digests
-    assert base.labels["org.opencontainers.image.version"] == "bookworm"  # the bootstrapped base: its suite
+    if rows["debian"]["status"] == "built":  # a base of the same hash made earlier keeps the labels it was made with
+        assert base.labels["org.opencontainers.image.version"] == "bookworm"  # the bootstrapped base: its suite
     assert labels["org.opencontainers.image.version"] == ""  # no fragment of app names a version
 
     older = lock_text.replace(f'idna: "{before["idna"]}"', 'idna: "3.6"')

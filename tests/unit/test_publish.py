@@ -379,6 +379,19 @@ images:
     assert main_version(plan["tools-bookworm"]) == ""  # nothing names one: empty, not the parent's
 
 
+def test_a_bootstrapped_base_is_versioned_by_its_suite(stack) -> None:
+    path = stack(AXES.replace('pull: "debian:{{ os }}"', 'bootstrap: {suite: "{{ os }}"}') + """
+images:
+  tools:
+    base: debian
+    axes: [os]
+    fragments: [plain]
+""", {"plain": {"meta": {}, "body": "RUN echo plain\n"}})
+    plan = plan_of(path)
+    assert main_version(plan["debian-trixie"]) == "trixie"
+    assert main_version(plan["tools-trixie"]) == ""  # the image, not its base
+
+
 def test_an_image_digest_is_the_registry_one_when_there_is_one() -> None:
     assert digest_of("sha256:id", ("reg/x@sha256:manifest",)) == "sha256:manifest"
     assert digest_of("sha256:id") == "sha256:id"
