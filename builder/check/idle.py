@@ -27,7 +27,8 @@ from builder.plan.plan import HASH_LABEL, Node
 from builder.specification.models import Check, KernelSpec
 
 BUILDER = "(stacks)"  # the "fragment" of checks stacks itself adds
-PROBE_PORTS = 41000  # kernel probes of an idle container use ports from here on, five each
+PROBE_PORTS = 21000  # kernel probes of an idle container use ports from here on, five each: below Linux's
+#                      ephemeral range (32768-60999), where a connection of another kernel could hold one
 PROBE_MARGIN = 30  # seconds a kernel probe may take beyond its snippet's timeout (starting the kernel)
 
 

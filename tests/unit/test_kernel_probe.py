@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+import tempfile
 
 import pytest
 
@@ -55,14 +56,25 @@ class Alive:
 
 
 def test_a_shell_reply_is_enough_to_be_ready_even_if_iopub_stays_silent() -> None:
-    wait_for_shell_reply(FakeClient(), Alive(), Clock(5))
+    wait_for_shell_reply(FakeClient(), Alive(), Clock(5), tempfile.TemporaryFile(mode="w+"))
 
 
-def test_no_reply_times_out_and_a_dead_kernel_is_named() -> None:
+def test_no_reply_times_out_and_a_dead_kernel_is_named_with_what_it_wrote() -> None:
     with pytest.raises(RuntimeError, match="no kernel_info reply in 1 seconds"):
-        wait_for_shell_reply(FakeClient(answers_info=False), Alive(), Clock(1))
-    with pytest.raises(RuntimeError, match="died"):
-        wait_for_shell_reply(FakeClient(answers_info=False), Alive(False), Clock(5))
+        wait_for_shell_reply(FakeClient(answers_info=False), Alive(), Clock(1), tempfile.TemporaryFile(mode="w+"))
+    log = tempfile.TemporaryFile(mode="w+")
+    log.write("starting\n" + "x" * 5000 + "\nzmq.error.ZMQError: Address already in use (addr='tcp://127.0.0.1:21060')\n")
+    with pytest.raises(RuntimeError, match=r"died before replying to kernel_info; it wrote: x+\nzmq.error.ZMQError: Address"):
+        wait_for_shell_reply(FakeClient(answers_info=False), Alive(False), Clock(5), log)
+    with pytest.raises(RuntimeError, match=r"it wrote: \(nothing\)"):
+        wait_for_shell_reply(FakeClient(answers_info=False), Alive(False), Clock(5), tempfile.TemporaryFile(mode="w+"))
+
+
+def test_probe_ports_lie_below_the_ephemeral_range_a_kernel_connection_may_take() -> None:
+    from builder.check.idle import _probe_ports
+
+    assert all(_probe_ports(i) + 4 < 32768 for i in range(12))  # Linux's default ip_local_port_range: 32768-60999
+    assert _probe_ports(1) - _probe_ports(0) >= 5  # five ports each, disjoint
 
 
 def test_the_output_is_what_iopub_says_for_this_execution_only() -> None:
@@ -103,6 +115,6 @@ def test_kernels_of_a_run_start_no_more_than_its_slots_at_once() -> None:
     slots = kernel_slots(2)
     kernel = KernelSpec(name="k", language="x", snippet="print(42)", expect="42")
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda i: _kernel(Container(), "img", "frag", kernel, 41000 + 10 * i, slots), range(8)))
+        results = list(pool.map(lambda i: _kernel(Container(), "img", "frag", kernel, 21000 + 10 * i, slots), range(8)))
     assert all(r.status == "passed" for r in results)
     assert peak[0] == 2

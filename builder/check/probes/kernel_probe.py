@@ -9,7 +9,12 @@ Probes of one image run side by side in one container. Left to itself,
 jupyter_client picks ports by binding and releasing them, so two probes
 starting together can pick the same ones and talk to each other's kernel
 ("Invalid Signature"); each probe therefore gets its own five ports from
-FIRST_PORT on.
+FIRST_PORT on (below the kernel's ephemeral range, so no connection of
+another kernel can hold one of them when this kernel binds it).
+
+The kernel's own stdout and stderr go to a file, not to the probe's output
+(which is one line of JSON): a kernel that dies at start is reported with the
+last lines it wrote.
 
 Readiness is a kernel_info reply on the shell channel. jupyter_client's
 `wait_for_ready` also insists on an IOPub message right after that reply;
@@ -23,8 +28,10 @@ says it ran, it runs the snippet once more on the now connected channel.
 import json
 import queue
 import sys
+import tempfile
 import time
 
+KERNEL_LOG_TAIL = 1500  # characters of the kernel's own output quoted when it died
 
 
 class Clock:
@@ -40,7 +47,7 @@ class Clock:
         return time.monotonic() > self.deadline
 
 
-def wait_for_shell_reply(kc, km, clock: Clock) -> None:
+def wait_for_shell_reply(kc, km, clock: Clock, log) -> None:
     """kernel_info until the kernel replies on the shell channel (asking again each second)."""
     while True:
         kc.kernel_info()
@@ -52,9 +59,16 @@ def wait_for_shell_reply(kc, km, clock: Clock) -> None:
         except queue.Empty:
             pass
         if not km.is_alive():
-            raise RuntimeError("the kernel died before replying to kernel_info")
+            raise RuntimeError(f"the kernel died before replying to kernel_info; it wrote: {tail(log) or '(nothing)'}")
         if clock.over():
             raise RuntimeError(f"no kernel_info reply in {clock.timeout:.0f} seconds")
+
+
+def tail(log) -> str:
+    """The end of what the kernel wrote to its stdout and stderr."""
+    log.flush()
+    log.seek(0)
+    return log.read()[-KERNEL_LOG_TAIL:].strip()
 
 
 def run(kc, snippet: str, grace: float, clock: Clock) -> tuple[bool, str, str | None]:
@@ -99,12 +113,13 @@ def probe(name: str, code: str, clock: Clock, first_port: int) -> dict:
     result = {"output": "", "error": None}
     km = KernelManager(kernel_name=name)
     kc = None
+    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
     try:
         km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port = range(first_port, first_port + 5)
-        km.start_kernel()
+        km.start_kernel(stdout=log, stderr=log)
         kc = km.client()
         kc.start_channels()
-        wait_for_shell_reply(kc, km, clock)
+        wait_for_shell_reply(kc, km, clock, log)
     except Exception as exc:  # noqa: BLE001 - any failure to start is the finding
         result["error"] = f"kernel did not start: {type(exc).__name__}: {exc}"
         _stop(km, kc)
