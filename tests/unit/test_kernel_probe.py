@@ -1,9 +1,9 @@
 """The kernel probe's protocol logic against a scripted kernel client (the probe itself runs inside images)."""
 from __future__ import annotations
 
+import io
 import itertools
 import queue
-import tempfile
 
 import pytest
 
@@ -56,18 +56,18 @@ class Alive:
 
 
 def test_a_shell_reply_is_enough_to_be_ready_even_if_iopub_stays_silent() -> None:
-    wait_for_shell_reply(FakeClient(), Alive(), Clock(5), tempfile.TemporaryFile(mode="w+"))
+    wait_for_shell_reply(FakeClient(), Alive(), Clock(5), io.StringIO())
 
 
 def test_no_reply_times_out_and_a_dead_kernel_is_named_with_what_it_wrote() -> None:
     with pytest.raises(RuntimeError, match="no kernel_info reply in 1 seconds"):
-        wait_for_shell_reply(FakeClient(answers_info=False), Alive(), Clock(1), tempfile.TemporaryFile(mode="w+"))
-    log = tempfile.TemporaryFile(mode="w+")
+        wait_for_shell_reply(FakeClient(answers_info=False), Alive(), Clock(1), io.StringIO())
+    log = io.StringIO()
     log.write("starting\n" + "x" * 5000 + "\nzmq.error.ZMQError: Address already in use (addr='tcp://127.0.0.1:21060')\n")
     with pytest.raises(RuntimeError, match=r"died before replying to kernel_info; it wrote: x+\nzmq.error.ZMQError: Address"):
         wait_for_shell_reply(FakeClient(answers_info=False), Alive(False), Clock(5), log)
     with pytest.raises(RuntimeError, match=r"it wrote: \(nothing\)"):
-        wait_for_shell_reply(FakeClient(answers_info=False), Alive(False), Clock(5), tempfile.TemporaryFile(mode="w+"))
+        wait_for_shell_reply(FakeClient(answers_info=False), Alive(False), Clock(5), io.StringIO())
 
 
 def test_probe_ports_lie_below_the_ephemeral_range_a_kernel_connection_may_take() -> None:

@@ -108,12 +108,17 @@ def run(kc, snippet: str, grace: float, clock: Clock) -> tuple[bool, str, str | 
 
 def probe(name: str, code: str, clock: Clock, first_port: int) -> dict:
     """Start the kernel, run the snippet, shut the kernel down: {"output": ..., "error": ...}."""
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
+        return probe_logged(name, code, clock, first_port, log)
+
+
+def probe_logged(name: str, code: str, clock: Clock, first_port: int, log) -> dict:
+    """`probe`, the kernel writing its own output to `log`."""
     from jupyter_client.manager import KernelManager
 
     result = {"output": "", "error": None}
     km = KernelManager(kernel_name=name)
     kc = None
-    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
     try:
         km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port = range(first_port, first_port + 5)
         km.start_kernel(stdout=log, stderr=log)
