@@ -13,7 +13,7 @@ import click
 
 from builder.app.workspace import Workspace
 from builder.plan.sizes import human_size
-from builder.publish.platforms import ImageSet, blocked, group
+from builder.publish.platforms import ImageSet, blocked, describe_platforms, group
 from builder.publish.push import MANIFEST, describe, manifest_document, push_releases, release_json, steps
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.specification.models import Settings
@@ -89,8 +89,8 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     host = settings.registry.host
     plan_steps = steps(releases, sets)
     if dry_run or problems:
-        for release in releases:
-            click.echo("\n".join(describe(release)))
+        for index, release in enumerate(releases):
+            click.echo("\n".join(describe(release) + (describe_platforms(sets[index]) if sets else [])))
     if problems:
         for problem in problems:
             _say(f"error: {problem}")

@@ -75,6 +75,17 @@ def blocked(sets: list[ImageSet]) -> list[str]:
     return problems
 
 
+def describe_platforms(image: ImageSet) -> list[str]:
+    """The lines `stacks push --dry-run` adds under an image published for several platforms: what each
+    platform would contribute to the index its tags serve (its state, hash and image), in index order."""
+    lines = []
+    for platform, release in image.releases.items():
+        what = f"image {release.image_id[:19]}" if release.image_id else "no image"
+        lines.append(f"  {platform}: {release.state}, hash {release.node.short_hash}, {what}, "
+                     f"first pushed as :{platform_tag(platform, release.node.hash)}")
+    return lines
+
+
 def platform_tag(platform: str, content_hash: str) -> str:
     """The tag a platform's manifest is pushed under before the shared tags serve it (as the local tags name
     a foreign build): linux-arm64-<hash12>. The hash is the platform's own, so the tag names this content only."""

@@ -48,6 +48,10 @@ def test_one_tag_serves_both_platforms_and_each_runs_as_its_own_machine(two_plat
     tested = stacks("test", cwd=two_platforms, env=BOTH, timeout=900)
     assert tested.returncode == 0, tested.stderr
     target = f"{server.host}/multi"
+    dry = stacks("push", "--dry-run", "--registry", target, cwd=two_platforms, env=BOTH, timeout=900)
+    assert dry.returncode == 0 and "(2 platforms each)" in dry.stdout, dry.stdout + dry.stderr
+    for platform in PLATFORMS:  # the dry run says what each platform would put in the index
+        assert f"  {platform}: ready, hash " in dry.stdout, dry.stdout
     pushed = stacks("push", "--registry", target, cwd=two_platforms, env=BOTH, timeout=900)
     assert pushed.returncode == 0, pushed.stderr
     [image] = json.loads((two_platforms / "build" / "push-manifest.json").read_text())["images"]

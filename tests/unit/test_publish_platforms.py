@@ -11,7 +11,7 @@ import pytest
 from builder.adapters.engine import ImageInfo
 from builder.adapters.registry import INDEX_TYPES, RemoteManifest
 from builder.plan.tags import Tag
-from builder.publish.platforms import (INDEX_TYPE, ImageSet, PlatformManifest, blocked, group, index_document,
+from builder.publish.platforms import (INDEX_TYPE, ImageSet, PlatformManifest, blocked, describe_platforms, group, index_document,
                                        platform_fields, platform_tag)
 from builder.publish.push import PublishFailed, Pusher, manifest_document, steps
 from builder.publish.release import READY, UNTESTED, Release
@@ -113,6 +113,14 @@ def test_a_platform_not_tested_blocks_the_image_and_is_named() -> None:
     assert blocked(image_set()) == []
     [problem] = blocked(image_set(arm64=UNTESTED))
     assert problem.startswith("a for linux/arm64: untested; run `stacks build --platform linux/arm64 a`")
+
+
+def test_a_dry_run_says_what_each_platform_would_put_in_the_index() -> None:
+    [image] = image_set(arm64=UNTESTED)
+    amd64, arm64 = describe_platforms(image)
+    assert amd64.startswith("  linux/amd64: ready, hash ") and "image sha256:a-amd64" in amd64
+    assert amd64.endswith(f"first pushed as :linux-amd64-{image.releases['linux/amd64'].node.short_hash}")
+    assert arm64.startswith("  linux/arm64: untested, hash ") and ":linux-arm64-" in arm64
 
 
 def test_platforms_that_resolve_other_tags_block_the_image() -> None:
