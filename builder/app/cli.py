@@ -196,14 +196,16 @@ REGISTRY_OPTION = click.option(
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
               help="Where the test report is (whether an image may be pushed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@PUSH_PLATFORM_OPTION
 @ONLY_VERIFIED
 def tags(spec_file: Path, images: tuple[str, ...], registry: str | None, out: Path, as_json: bool,
-         only_verified: bool) -> None:
+         platforms: tuple[str, ...], only_verified: bool) -> None:
     """What `stacks push` would publish: per image its repository and tags (immutable, then moving), with the
-    versions read out of built images; templates that need the built image are shown as such."""
+    versions read out of built images; templates that need the built image are shown as such. With several
+    --platform, a line per platform says what each would put in the index the tags serve."""
     from builder.app.publish_cmd import run_tags
 
-    sys.exit(run_tags(spec_file, list(images), registry, out, only_verified, as_json))
+    sys.exit(run_tags(spec_file, list(images), registry, out, only_verified, as_json, platforms))
 
 
 @cli.command()

@@ -13,7 +13,7 @@ import click
 
 from builder.app.workspace import Workspace
 from builder.plan.sizes import human_size
-from builder.publish.platforms import ImageSet, blocked, describe_platforms, group
+from builder.publish.platforms import ImageSet, blocked, describe_platforms, group, platforms_json
 from builder.publish.push import MANIFEST, describe, manifest_document, push_releases, release_json, steps
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.specification.models import Settings
@@ -24,18 +24,6 @@ from builder.inventory.manifest import Manifest
 from builder.inventory.read import ReadFailed
 from builder.inventory.taking import known, take
 from builder.plan.versions import probes
-
-
-def _load(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
-          cache_choice: tuple[str | None, bool] = (None, True)) -> tuple[Workspace, Settings, list[Release], Any]:
-    ws = Workspace(spec_file=spec_file, out=out, say=_say)
-    engine, plan = ws.engine, ws.build_plan
-    settings = with_registry(plan.spec.model.settings, registry)
-    nodes = publishable(plan, ws.select(plan, images, only_verified), images)
-    if not nodes:
-        raise click.ClickException("nothing to publish: no selected image has `push: true`")
-    cache = ws.registry_cache(plan, cache_choice)
-    return ws, settings, prepare(plan, nodes, engine, settings, out, cache=cache, records=ws.records), cache
 
 
 def _load_platforms(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
@@ -59,15 +47,26 @@ def _load_platforms(spec_file: Path, images: list[str], registry: str | None, ou
 
 
 def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
-             as_json: bool) -> int:
-    """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem."""
-    _, _, releases, _ = _load(spec_file, images, registry, out, only_verified)
+             as_json: bool, platforms: tuple[str, ...] = ()) -> int:
+    """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem.
+    Several platforms: per image the tags every platform's index would serve, and a line per platform."""
+    _, _, by_platform, _ = _load_platforms(spec_file, images, registry, out, only_verified, (None, True), platforms)
+    if len(by_platform) == 1:
+        releases, _ = next(iter(by_platform.values()))
+        if as_json:
+            click.echo(json.dumps([release_json(r) for r in releases], indent=2))
+        else:
+            for release in releases:
+                click.echo("\n".join(describe(release)))
+        return 1 if any(r.problems for r in releases) else 0
+    sets = group({platform: releases for platform, (releases, _) in by_platform.items()})
     if as_json:
-        click.echo(json.dumps([release_json(r) for r in releases], indent=2))
+        click.echo(json.dumps([{**release_json(image.primary), "platforms": platforms_json(image)} for image in sets],
+                              indent=2))
     else:
-        for release in releases:
-            click.echo("\n".join(describe(release)))
-    return 1 if any(r.problems for r in releases) else 0
+        for image in sets:
+            click.echo("\n".join(describe(image.primary) + describe_platforms(image)))
+    return 1 if blocked(sets) or any(r.problems for image in sets for r in image.releases.values()) else 0
 
 
 def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,

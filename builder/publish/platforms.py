@@ -86,6 +86,12 @@ def describe_platforms(image: ImageSet) -> list[str]:
     return lines
 
 
+def platforms_json(image: ImageSet) -> dict[str, dict[str, object]]:
+    """`stacks tags --json` of an image of several platforms: per platform its state, hash, image and problems."""
+    return {platform: {"state": r.state, "hash": r.node.hash, "image_id": r.image_id, "problems": r.problems}
+            for platform, r in image.releases.items()}
+
+
 def platform_tag(platform: str, content_hash: str) -> str:
     """The tag a platform's manifest is pushed under before the shared tags serve it (as the local tags name
     a foreign build): linux-arm64-<hash12>. The hash is the platform's own, so the tag names this content only."""

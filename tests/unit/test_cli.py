@@ -180,7 +180,7 @@ def test_schema_prints_json_schema(capsys, kind: str) -> None:
 #: every command with --json, with the other flags it is checked with
 JSON_RUNS = {
     "plan": [[], ["--explain"]],
-    "tags": [[], ["python"], ["--registry", "127.0.0.1:5000/team"]],
+    "tags": [[], ["python"], ["--registry", "127.0.0.1:5000/team"], ["--platform", "linux/amd64", "--platform", "linux/arm64"]],
     "matrix": [[], ["--platform", "linux/amd46"], ["--only-verified", "--max-jobs", "1"]],
 }
 
@@ -222,8 +222,11 @@ def test_json_with_any_other_flag_prints_only_json(capsys, monkeypatch, tmp_path
     if command == "plan" and "--explain" in flags:
         assert all(set(row["build"]) == {"cached", "reasons"} for row in document)
         assert document[0]["name"] and document[0]["build"]["reasons"]
-    if "--platform" in flags:
+    if command == "matrix" and "--platform" in flags:
         assert "warning: --platform linux/amd46" in err
+    if command == "tags" and "--platform" in flags:  # per platform what each would put in the index
+        assert document and all(set(row["platforms"]) == {"linux/amd64", "linux/arm64"} for row in document)
+        assert all(p["state"] and p["hash"] for row in document for p in row["platforms"].values())
 
 
 def test_plan_warnings_go_to_stderr_beside_json(stack, capsys) -> None:
