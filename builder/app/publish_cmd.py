@@ -13,7 +13,7 @@ import click
 
 from builder.app.workspace import Workspace
 from builder.plan.sizes import human_size
-from builder.publish.platforms import ImageSet, blocked, describe_platforms, group, platforms_json
+from builder.publish.platforms import ImageSet, blocked, describe_platforms, disagreements, group, platforms_json
 from builder.publish.push import MANIFEST, describe, manifest_document, push_releases, release_json, steps
 from builder.publish.release import READY, Release, prepare, publishable, refusals, with_registry
 from builder.specification.models import Settings
@@ -48,25 +48,37 @@ def _load_platforms(spec_file: Path, images: list[str], registry: str | None, ou
 
 def run_tags(spec_file: Path, images: list[str], registry: str | None, out: Path, only_verified: bool,
              as_json: bool, platforms: tuple[str, ...] = ()) -> int:
-    """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem.
-    Several platforms: per image the tags every platform's index would serve, and a line per platform."""
+    """`stacks tags`: resolved tags of built images, templates of the others; exit 1 if a built image has a problem
+    (with several platforms also: its platforms resolve different tags). Not being built or tested is no problem
+    here, for one platform or several: it is what the state says."""
     _, _, by_platform, _ = _load_platforms(spec_file, images, registry, out, only_verified, (None, True), platforms)
+    releases, sets = _by_image(by_platform)
+    if as_json:
+        rows = [release_json(r) for r in releases]
+        if sets is not None:
+            rows = [{**row, "platforms": platforms_json(image)} for row, image in zip(rows, sets)]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        _describe(releases, sets)
+    every = [r for image in sets for r in image.releases.values()] if sets is not None else releases
+    disagreeing = [p for image in sets for p in disagreements(image)] if sets is not None else []
+    return 1 if disagreeing or any(r.problems for r in every) else 0
+
+
+def _by_image(by_platform: dict[str, tuple[list[Release], Path]]) -> tuple[list[Release], list[ImageSet] | None]:
+    """The releases an image's tags are published from, and with several platforms each image's set across
+    them (the first platform's release is the set's primary)."""
     if len(by_platform) == 1:
         releases, _ = next(iter(by_platform.values()))
-        if as_json:
-            click.echo(json.dumps([release_json(r) for r in releases], indent=2))
-        else:
-            for release in releases:
-                click.echo("\n".join(describe(release)))
-        return 1 if any(r.problems for r in releases) else 0
+        return releases, None
     sets = group({platform: releases for platform, (releases, _) in by_platform.items()})
-    if as_json:
-        click.echo(json.dumps([{**release_json(image.primary), "platforms": platforms_json(image)} for image in sets],
-                              indent=2))
-    else:
-        for image in sets:
-            click.echo("\n".join(describe(image.primary) + describe_platforms(image)))
-    return 1 if blocked(sets) or any(r.problems for image in sets for r in image.releases.values()) else 0
+    return [image.primary for image in sets], sets
+
+
+def _describe(releases: list[Release], sets: list[ImageSet] | None) -> None:
+    """`stacks tags` and `push --dry-run` in text: each image's tags, and a line per platform when there are several."""
+    for index, release in enumerate(releases):
+        click.echo("\n".join(describe(release) + (describe_platforms(sets[index]) if sets is not None else [])))
 
 
 def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: bool, out: Path,
@@ -76,20 +88,17 @@ def run_push(spec_file: Path, images: list[str], registry: str | None, dry_run: 
     platforms: each tag serves an OCI index of every platform's image (publish/platforms.py)."""
     ws, settings, by_platform, remote = _load_platforms(spec_file, images, registry, out, only_verified, cache,
                                                         platforms)
-    sets: list[ImageSet] | None = None
-    if len(by_platform) == 1:
-        releases, folder = next(iter(by_platform.values()))
+    releases, sets = _by_image(by_platform)
+    if sets is None:
+        [(_, folder)] = by_platform.values()
         problems = refusals(releases, folder)
     else:
-        sets = group({platform: releases for platform, (releases, _) in by_platform.items()})
-        releases = [image.primary for image in sets]
         problems = [f"{platform}: {p}" for platform, (rs, folder) in by_platform.items() for p in refusals(rs, folder)]
         problems += blocked(sets)
     host = settings.registry.host
     plan_steps = steps(releases, sets)
     if dry_run or problems:
-        for index, release in enumerate(releases):
-            click.echo("\n".join(describe(release) + (describe_platforms(sets[index]) if sets else [])))
+        _describe(releases, sets)
     if problems:
         for problem in problems:
             _say(f"error: {problem}")

@@ -66,13 +66,19 @@ def blocked(sets: list[ImageSet]) -> list[str]:
             if release.state != READY:
                 problems.append(f"{image.name} for {platform}: {release.state}; run `stacks build --platform {platform} "
                                 f"{image.name}` and `stacks test --platform {platform} {image.name}`")
-        primary = image.primary
-        for platform, release in image.releases.items():
-            if release.state == READY and primary.state == READY and release.tags != primary.tags:
-                problems.append(f"{image.name} for {platform}: its tags ({', '.join(t.name for t in release.tags)}) "
-                                f"differ from the other platform's ({', '.join(t.name for t in primary.tags)}); "
-                                "the versions its fragments read differ between platforms")
+        problems += disagreements(image)
     return problems
+
+
+def disagreements(image: ImageSet) -> list[str]:
+    """Platforms of a ready image whose resolved tags differ from the first platform's (versions read
+    differently): the tags could not serve one index. `stacks tags` reports these as problems too."""
+    primary = image.primary
+    return [f"{image.name} for {platform}: its tags ({', '.join(t.name for t in release.tags)}) "
+            f"differ from the other platform's ({', '.join(t.name for t in primary.tags)}); "
+            "the versions its fragments read differ between platforms"
+            for platform, release in image.releases.items()
+            if release.state == READY and primary.state == READY and release.tags != primary.tags]
 
 
 def describe_platforms(image: ImageSet) -> list[str]:

@@ -229,6 +229,20 @@ def test_json_with_any_other_flag_prints_only_json(capsys, monkeypatch, tmp_path
         assert all(p["state"] and p["hash"] for row in document for p in row["platforms"].values())
 
 
+def test_tags_of_several_platforms_exit_as_for_one_when_nothing_is_built(capsys, monkeypatch, tmp_path) -> None:
+    """Not built is a state, not a problem, for `stacks tags` of one platform or of several."""
+    from builder.app.workspace import Workspace
+
+    from .fakes import FakeEngine
+
+    monkeypatch.setattr(Workspace, "engine", property(lambda self: FakeEngine()))
+    one, text, _ = run(capsys, "tags", "-f", str(MINI), "--out", str(tmp_path))
+    both, lines, err = run(capsys, "tags", "-f", str(MINI), "--out", str(tmp_path),
+                           "--platform", "linux/amd64", "--platform", "linux/arm64")
+    assert one == both == 0, err
+    assert "(not built)" in text and "  linux/arm64: not built, hash " in lines
+
+
 def test_plan_warnings_go_to_stderr_beside_json(stack, capsys) -> None:
     path = stack("""
     bases:

@@ -11,7 +11,8 @@ import pytest
 from builder.adapters.engine import ImageInfo
 from builder.adapters.registry import INDEX_TYPES, RemoteManifest
 from builder.plan.tags import Tag
-from builder.publish.platforms import (INDEX_TYPE, ImageSet, PlatformManifest, blocked, describe_platforms, group, index_document,
+from builder.publish.platforms import (INDEX_TYPE, ImageSet, PlatformManifest, blocked, describe_platforms, disagreements, group,
+                                       index_document,
                                        platform_fields, platform_tag)
 from builder.publish.push import PublishFailed, Pusher, manifest_document, steps
 from builder.publish.release import READY, UNTESTED, Release
@@ -127,6 +128,7 @@ def test_platforms_that_resolve_other_tags_block_the_image() -> None:
     sets = group({"linux/amd64": [release("linux/amd64")], "linux/arm64": [release("linux/arm64", tags=TAGS[:1])]})
     [problem] = blocked(sets)
     assert "a for linux/arm64: its tags (a-sha) differ from the other platform's (a-sha, bookworm, latest)" in problem
+    assert disagreements(sets[0]) == [problem] and disagreements(image_set(arm64=UNTESTED)[0]) == []
 
 
 def test_the_index_names_each_platform_manifest_and_is_stable() -> None:
