@@ -140,9 +140,11 @@ def make_stacks(spec: Path, env: dict, select: list[str]) -> dict:
     """`make stacks`: build then test; seconds, statuses, smoke runs and pulls."""
     build_s, _ = stacks(spec, env, "build", "--out", "build", *select)
     test_s, tested = stacks(spec, env, "test", "--out", "build", *select)
-    reports = [spec.parent / "build" / "report.json", *(spec.parent / "build").glob("*/report.json")]  # one per platform
+    # one report per platform (a foreign one in its own folder); with several, statuses name `image@platform`
+    reports = [spec.parent / "build" / "report.json", *(spec.parent / "build").glob("*/report.json")]
     images = [i for path in reports for i in json.loads(path.read_text())["images"]]
-    statuses = {_row_name(i): i["status"] for i in images if i["kind"] == "image"}
+    several = len(reports) > 1
+    statuses = {f"{i['name']}@{i['platform']}" if several else i["name"]: i["status"] for i in images if i["kind"] == "image"}
     ran = smoke_runs(tested.stderr)
     return {"seconds": round(build_s + test_s, 1), "build_s": round(build_s, 2), "test_s": round(test_s, 2),
             "built": sorted(n for n, s in statuses.items() if s == "built"), "smoke_runs": sorted(ran)}
@@ -157,14 +159,6 @@ def smoke_runs(stderr: str) -> list[str]:
         if match:
             found.append(match.group(2))
     return found
-
-
-def _row_name(row: dict) -> str:
-    """A report row's image, with its platform when several were built (`lab-bookworm@linux/arm64`)."""
-    return f"{row['name']}@{row['platform']}" if row.get("platform") and PLATFORMS else row["name"]
-
-
-PLATFORMS: list[str] = []  # --platform: set once by main()
 
 
 def fresh_runner(client, prefix: str, cache: str, work: Path, count: list, prune: bool) -> dict:
@@ -207,7 +201,6 @@ def main() -> None:
     registry = Registry(work)
     cache = f"{registry.host}/cache"
     spec = make_copy(args, work, prefix)
-    PLATFORMS[:] = args.platforms
     select = ([*args.images, "--only-verified"] if args.only_verified else [*args.images]) \
         + [a for p in args.platforms for a in ("--platform", p)]
     runners = [0]
