@@ -17,10 +17,12 @@ def msg(kind: str, parent: str, **content) -> dict:
 class FakeClient:
     """A kernel that answers on shell at once and publishes on IOPub only once `iopub_connected_after` executions ran."""
 
-    def __init__(self, iopub_connected_after: int = 0, output: str = "42\n", answers_info: bool = True):
+    def __init__(self, iopub_connected_after: int = 0, output: str = "42\n", answers_info: bool = True,
+                 joined_before_idle: bool = False):
         self.shell, self.iopub = queue.Queue(), queue.Queue()
         self.ids = (f"m{i}" for i in itertools.count())
         self.iopub_connected_after, self.output, self.answers_info = iopub_connected_after, output, answers_info
+        self.joined_before_idle = joined_before_idle  # the executions IOPub missed still show their "idle"
         self.executed = 0
 
     def kernel_info(self) -> str:
@@ -36,6 +38,8 @@ class FakeClient:
         if self.executed > self.iopub_connected_after:
             self.iopub.put(msg("status", msg_id, execution_state="busy"))
             self.iopub.put(msg("stream", msg_id, name="stdout", text=self.output))
+            self.iopub.put(msg("status", msg_id, execution_state="idle"))
+        elif self.joined_before_idle:
             self.iopub.put(msg("status", msg_id, execution_state="idle"))
         self.shell.put(msg("execute_reply", msg_id, status="ok"))
         return msg_id
@@ -86,6 +90,13 @@ def test_outputs_lost_before_iopub_connected_are_noticed_and_the_snippet_runs_ag
     assert run(client, "print(42)", 0.3, Clock(5)) == (False, "", None)
     assert run(client, "print(42)", 5.0, Clock(5)) == (True, "42\n", None)
     assert client.executed == 2
+
+
+def test_an_idle_without_its_busy_means_iopub_joined_late_and_the_snippet_runs_again() -> None:
+    """The subscription connected after "busy" and the output but before "idle": an empty output is no answer."""
+    client = FakeClient(iopub_connected_after=1, joined_before_idle=True)
+    assert run(client, "print(42)", 5.0, Clock(5)) == (False, "", None)
+    assert run(client, "print(42)", 5.0, Clock(5)) == (True, "42\n", None)
 
 
 def test_kernels_of_a_run_start_no_more_than_its_slots_at_once() -> None:

@@ -21,9 +21,12 @@ Readiness is a kernel_info reply on the shell channel. jupyter_client's
 a kernel that publishes nothing on IOPub for kernel_info (the Kotlin kernel)
 and whose one start-up status was published before the client's
 subscription was connected (a race that a loaded machine makes likely)
-then never counts as ready. So this probe waits for the shell reply only,
-and if the snippet's outputs do not arrive on IOPub although the shell
-says it ran, it runs the snippet once more on the now connected channel.
+then never counts as ready. So this probe waits for the shell reply only.
+The same race can cut into the snippet's own messages: the subscription may
+connect after the kernel published "busy" and the output but before "idle".
+An execution counts as seen whole only when its "busy" arrived; if it did
+not (or IOPub stayed silent although the shell says it ran), the snippet
+runs once more on the now connected channel.
 """
 import json
 import queue
@@ -72,10 +75,11 @@ def tail(log) -> str:
 
 
 def run(kc, snippet: str, grace: float, clock: Clock) -> tuple[bool, str, str | None]:
-    """(complete, output, error) of one execution: complete once IOPub said idle for it, or False when the
-    shell replied but IOPub stayed silent for `grace` seconds after that reply."""
+    """(complete, output, error) of one execution: complete once IOPub said busy, then idle, for it; False
+    when idle came without busy (IOPub connected mid-execution: outputs may be lost), or when the shell
+    replied but IOPub stayed silent for `grace` seconds after that reply."""
     msg_id = kc.execute(snippet)
-    parts, error, replied_at = [], None, None
+    parts, error, replied_at, busy = [], None, None, False
     while True:
         wait = min(1.0, clock.left())
         try:
@@ -91,8 +95,10 @@ def run(kc, snippet: str, grace: float, clock: Clock) -> tuple[bool, str, str | 
                 parts.append(data.get("text/plain") or next((v for k, v in sorted(data.items()) if k.startswith("text/")), ""))
             elif kind == "error":
                 error = f"{content['ename']}: {content['evalue']}"
+            elif kind == "status" and content["execution_state"] == "busy":
+                busy = True
             elif kind == "status" and content["execution_state"] == "idle":
-                return True, "".join(parts), error
+                return busy, "".join(parts), error
         if replied_at is None:
             try:
                 reply = kc.get_shell_msg(timeout=0.01)
@@ -131,7 +137,7 @@ def probe_logged(name: str, code: str, clock: Clock, first_port: int, log) -> di
         return result
     try:
         complete, output, error = run(kc, code, 5.0, clock)
-        if not complete:  # the shell ran it but IOPub was not connected yet: it is now
+        if not complete:  # IOPub was not connected (or not from the start) for that run: it is now
             complete, output, error = run(kc, code, clock.left(), clock)
         result["output"], result["error"] = output, error
     except Exception as exc:  # noqa: BLE001
