@@ -42,8 +42,8 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
               cache: tuple[str | None, bool] = (None, False), receipt: list[str] | None = None,
               no_cache: bool = False, platforms: tuple[str, ...] = ()) -> int:
     """The full build, one platform after the other; with `receipt` (the command line, as `builder.app.noop`
-    keys it) a build of one platform leaves a receipt for the next run of that command. `no_cache` builds the
-    selected images again without any build cache."""
+    keys it) the build leaves a receipt of all its platforms for the next run of that command. `no_cache`
+    builds the selected images again without any build cache."""
     said: list[str] = []
 
     def say(line: str) -> None:
@@ -59,21 +59,24 @@ def run_build(spec_file: Path, images: list[str], jobs: int | None, explain: boo
         problem = ws.emulation_problem(plan)
         if problem is not None:
             raise click.ClickException(problem)
-    codes = [_build_platform(ws, plan, images, jobs, explain, ca_certs, only_verified, cache, no_cache,
-                             receipt if len(plans) == 1 else None, description, said) for plan in plans]
-    if receipt is not None and len(plans) > 1:
-        noop.forget(receipt, ws.env, ws.engine_address)
+    runs = [_build_platform(ws, plan, images, jobs, explain, ca_certs, only_verified, cache, no_cache, description)
+            for plan in plans]
+    if receipt is not None:
+        # the notes: what planning said (problems, images left out), replayed by the no-op answer
+        noop.record(receipt, ws.env, ws.engine_address, [b for _, b in runs if b is not None], said, description)
+    codes = [code for code, _ in runs]
     return 130 if 130 in codes else max(codes)
 
 
 def _build_platform(ws: Workspace, plan: Plan, images: list[str], jobs: int | None, explain: bool,
                     ca_certs: tuple[Path, ...], only_verified: bool, cache: tuple[str | None, bool], no_cache: bool,
-                    receipt: list[str] | None, description: str, said: list[str]) -> int:
-    """Build the selection of one platform's plan; its report goes to that platform's out folder."""
+                    description: str) -> tuple[int, noop.PlatformBuild | None]:
+    """Build the selection of one platform's plan; its report goes to that platform's out folder.
+    (exit status, what its receipt needs: None when none of the named images is built for it)."""
     engine, out = ws.engine, ws.platform_out(plan)
     wanted = _built_for(ws, plan, images)
     if images and not wanted:
-        return 0
+        return 0, None
     nodes = ws.select(plan, wanted, only_verified)
     options = replace(ws.build_options(plan, jobs, ca_certs), out_dir=out, cache=ws.registry_cache(plan, cache),
                       no_cache=no_cache)
@@ -81,8 +84,8 @@ def _build_platform(ws: Workspace, plan: Plan, images: list[str], jobs: int | No
         options.site.check(engine.mode)
     except SiteError as exc:
         raise click.ClickException(str(exc)) from None
-    inputs = noop.receipt_inputs(plan, options.site.ca_certificates, ws.env)
-    digest, notes = inputs_digest(inputs), tuple(said)  # before building: an edit during the build is a change
+    inputs = tuple(noop.receipt_inputs(plan, options.site.ca_certificates, ws.env))
+    digest = inputs_digest(inputs)  # before building: an edit during the build is a change
     if plan.foreign:
         _say(f"{plan.platform}: building {len(nodes)} images under QEMU emulation (this engine is {plan.native})")
     if explain:
@@ -102,16 +105,15 @@ def _build_platform(ws: Workspace, plan: Plan, images: list[str], jobs: int | No
     json_path, md_path = write_reports(results, out, header)
     failed = [r for r in results if r.status in FAILED_STATES]
     _say(f"report: {json_path} and {md_path}")
-    if receipt is not None:
-        complete = not failed and not stop.is_set() and options.cache is None
-        noop.record(receipt, ws.env, ws.engine_address, plan, nodes, out, inputs, digest, notes, description, options.jobs, complete)
+    complete = not failed and not stop.is_set() and options.cache is None
+    built = noop.PlatformBuild(plan, nodes, out, inputs, digest, options.jobs, complete)
     if stop.is_set():
-        return 130
+        return 130, built
     if failed:
         _say(f"{len(failed)} of {len(results)} images did not build for {plan.platform}: "
              + ", ".join(f"{r.name} ({r.status})" for r in failed))
-        return 1
-    return 0
+        return 1, built
+    return 0, built
 
 
 def _built_for(ws: Workspace, plan: Plan, images: list[str]) -> list[str]:

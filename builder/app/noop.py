@@ -2,16 +2,18 @@
 
 `answer` runs before anything heavy is imported: it re-hashes the inputs the
 receipt names, asks the engine for one raw image listing, and when both
-still match writes the report the full run would have written (every image
-cached) and returns the exit status. Otherwise it returns None and the full
-build runs; that run ends with `record`, which leaves the receipt for the
-next one (or removes a stale one when the run failed, was interrupted, or
-used a registry cache, whose contents a receipt cannot vouch for).
+still match writes the reports the full run would have written (every image
+cached; one per platform) and returns the exit status. Otherwise it returns
+None and the full build runs; that run ends with `record`, which leaves the
+receipt for the next one (or removes a stale one when the run failed, was
+interrupted, or used a registry cache, whose contents a receipt cannot
+vouch for).
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +63,8 @@ def answer(argv: Sequence[str], env: Mapping[str, str], say: Callable[[str], Non
     for note in receipt.notes:
         say(note)
     results = _cached_results(receipt, {str(r.get("Id")): r.get("Size") for r in rows})
-    _report(results, Path(receipt.out), receipt, started, say)
+    for platform, out in receipt.outs.items():
+        _report([r for r in results if r.platform == platform], Path(out), receipt, platform, started, say)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(receipt.written))
     say(f"nothing changed since the build of {when}: inputs and images as it left them (docs/cache.md)")
     return 0
@@ -81,37 +84,51 @@ def _cached_results(receipt: Receipt, sizes: Mapping[str, Any]) -> list[ImageRes
             for n in receipt.nodes]
 
 
-def _report(results: list[ImageResult], out: Path, receipt: Receipt, started: float, say: Callable[[str], None]) -> None:
+def _report(results: list[ImageResult], out: Path, receipt: Receipt, platform: str, started: float,
+            say: Callable[[str], None]) -> None:
     from builder.plan.sizes import human_size
     from builder.reports.report import write_reports
 
     for count, result in enumerate(results, 1):
         say(f"[{count}/{len(results)}] cached {result.name} in 0.0s ({human_size(result.size)})")
-    header = {"spec": receipt.spec, "engine": receipt.engine, "jobs": receipt.jobs,
-              "platform": receipt.nodes[0].platform if receipt.nodes else "",
+    header = {"spec": receipt.spec, "engine": receipt.engine, "jobs": receipt.jobs, "platform": platform,
               "seconds": round(time.monotonic() - started, 1)}
     json_path, md_path = write_reports(results, out, header)
     say(f"report: {json_path} and {md_path}")
 
 
-def record(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress, plan: Plan, nodes: list[Node], out: Path,
-           inputs: Sequence[Path], digest: str, notes: Sequence[str], engine: str, jobs: int, complete: bool) -> None:
-    """After a full build of `stacks ARGV`: leave a receipt when it completed and every image is where it
-    says, else drop any receipt of that command line."""
+@dataclass(frozen=True)
+class PlatformBuild:
+    """One platform of a full build, as its receipt needs it: what was selected, where the report went, and
+    what the build was made from, hashed before it began (an edit during the build is a change)."""
+
+    plan: Plan
+    nodes: list[Node]
+    out: Path
+    inputs: tuple[Path, ...]
+    digest: str
+    jobs: int
+    complete: bool  # built without failure or interruption, and without a registry cache
+
+
+def record(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress, builds: Sequence[PlatformBuild],
+           notes: Sequence[str], engine: str) -> None:
+    """After a full build of `stacks ARGV` (one or several platforms): leave one receipt when every platform
+    completed from the same inputs and every image is where it says, else drop any receipt of that command
+    line."""
     store, key = _store(env), invocation_key(_invocation(argv, address.host), env)
-    rows = list_images(address) if complete else None
+    same_inputs = len({(b.inputs, b.digest) for b in builds}) == 1
+    rows = list_images(address) if builds and same_inputs and all(b.complete for b in builds) else None
     version = daemon_version(address) if rows is not None else None
-    found = _receipt_nodes(plan, nodes, rows) if rows is not None else None
-    if found is None or version is None:
+    found = [_receipt_nodes(b.plan, b.nodes, rows) for b in builds] if rows is not None else []
+    if not found or any(f is None for f in found) or version is None:
         store.drop(key)
         return
-    store.save(Receipt(key, tuple(str(p) for p in inputs), digest, tuple(found), tuple(notes), engine, version,
-                       str(plan.spec.path), str(out), jobs, time.time()))
-
-
-def forget(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress) -> None:
-    """Drop the receipt of `stacks ARGV`: a build of several platforms leaves none (each has its own report)."""
-    _store(env).drop(invocation_key(_invocation(argv, address.host), env))
+    first = builds[0]
+    store.save(Receipt(key, tuple(str(p) for p in first.inputs), first.digest,
+                       tuple(n for nodes in found for n in nodes or ()), tuple(notes), engine, version,
+                       spec=str(first.plan.spec.path), outs={b.plan.platform: str(b.out) for b in builds},
+                       jobs=first.jobs, written=time.time()))
 
 
 def receipt_inputs(plan: Plan, ca_certificates: Sequence[Path], env: Mapping[str, str]) -> list[Path]:

@@ -12,7 +12,9 @@ at. So a successful build leaves a receipt in the user's cache:
   every fragment folder on the search path, the tool's own code and data,
   the CA certificates, the engine probe);
 - per node, the image that build left: its id, the tags it must carry and
-  the labels that tie it to the node's content hash.
+  the labels that tie it to the node's content hash, and its platform (a
+  build of several platforms leaves one receipt for all of them, with the
+  folder each platform's report goes to).
 
 The next identical invocation re-hashes those inputs and reads one raw
 image listing. When both still match, the build is a no-op and the report
@@ -27,13 +29,13 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder.files import atomic_write
 
-RECEIPT_FORMAT = 1
+RECEIPT_FORMAT = 2  # 2: a report folder per platform (`outs`)
 SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 ENV_PREFIXES = ("STACKS_", "DOCKER_")  # what changes the plan, the engine or the selection
 ENV_NAMES = ("XDG_CACHE_HOME", "HOME")  # where the engine probe and the receipts themselves live
@@ -66,7 +68,7 @@ class Receipt:
     engine: str = ""  # the engine line the full build printed
     engine_version: str = ""  # the daemon's Server header ("Docker/20.10.24 (linux)"): another may build differently
     spec: str = ""
-    out: str = "build"  # where the report goes
+    outs: dict[str, str] = field(default_factory=dict)  # platform -> where its report goes ("build", "build/linux-arm64")
     jobs: int = 1
     written: float = 0.0
 

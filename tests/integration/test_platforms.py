@@ -97,3 +97,10 @@ def test_a_second_build_of_both_platforms_builds_nothing(two_platforms: Path) ->
     assert again.returncode == 0, again.stderr
     for folder in (two_platforms / "build", two_platforms / "build" / "linux-arm64"):
         assert {row["status"] for row in _report(folder).values()} == {"cached"}
+    # that build left one receipt for both platforms: the same command again plans nothing, and writes both reports
+    for folder in (two_platforms / "build", two_platforms / "build" / "linux-arm64"):
+        (folder / "report.json").unlink()
+    answered = stacks("build", cwd=two_platforms, env={"STACKS_PLATFORM": "linux/amd64,linux/arm64"}, timeout=600)
+    assert answered.returncode == 0 and "nothing changed since the build of" in answered.stderr, answered.stderr
+    for folder, platform in ((two_platforms / "build", "linux/amd64"), (two_platforms / "build" / "linux-arm64", "linux/arm64")):
+        assert {(row["status"], row["platform"]) for row in _report(folder).values()} == {("cached", platform)}

@@ -77,13 +77,14 @@ def test_the_invocation_is_the_command_line_the_folder_and_the_relevant_environm
     assert invocation_key({"argv": ["build"]}, env) != key
 
 
-def node(name: str = "lab", image_id: str = "sha256:1") -> ReceiptNode:
+def node(name: str = "lab", image_id: str = "sha256:1", platform: str = "linux/amd64") -> ReceiptNode:
     return ReceiptNode(name, "image", "python", H, f"stacks/{name}:{H[:12]}", image_id,
-                       (f"stacks/{name}:{H[:12]}", f"stacks/{name}:latest"), {"io.stacks.hash": H}, 10, None)
+                       (f"stacks/{name}:{H[:12]}", f"stacks/{name}:latest"), {"io.stacks.hash": H}, 10, None, platform)
 
 
 def receipt(*nodes: ReceiptNode) -> Receipt:
-    return Receipt("key", ("/x",), "d", nodes, ("note",), "engine", "20.10", "stacks.yaml", "build", 2, 1.0)
+    return Receipt("key", ("/x",), "d", nodes, ("note",), "engine", "20.10", "stacks.yaml",
+                   {"linux/amd64": "build", "linux/arm64": "build/linux-arm64"}, 2, 1.0)
 
 
 def row(image_id: str = "sha256:1", tags=(f"stacks/lab:{H[:12]}", "stacks/lab:latest"), label: str = H) -> dict:
@@ -100,8 +101,9 @@ def test_the_images_must_be_the_very_ones_the_build_left() -> None:
 
 
 def test_a_receipt_survives_the_round_trip_and_garbage_is_no_receipt() -> None:
-    r = receipt(node(), node("hub", "sha256:2"))
+    r = receipt(node(), node("hub", "sha256:2"), node("lab", "sha256:3", "linux/arm64"))
     assert Receipt.from_json(r.to_json()) == r
+    assert Receipt.from_json(json.dumps({**json.loads(r.to_json()), "format": 1})) is None  # one report folder only
     for broken in ("", "[]", "{}", '{"format": 99}', json.dumps({**json.loads(r.to_json()), "nodes": [{}]}), "\xff"):
         assert Receipt.from_json(broken) is None
 
@@ -204,7 +206,7 @@ def test_a_receipt_answers_the_same_build_and_nothing_else(tmp_path: Path, monke
     inputs = (str(root / "stacks.yaml"), str(root / "frag"))
     kept = Receipt(invocation_key(noop._invocation(argv, env["DOCKER_HOST"]), env), inputs, inputs_digest(Path(p) for p in inputs), (node(),),
                    ("--only-verified: leaving out 1 unverified image: x",), "Docker engine 20.10", "Docker/20.10.24 (linux)",
-                   "stacks.yaml", "out", 2, 1.0)
+                   "stacks.yaml", {"linux/amd64": "out"}, 2, 1.0)
     ReceiptStore(tmp_path / "cache" / "stacks" / "receipts").save(kept)
     said: list[str] = []
     try:
@@ -221,6 +223,36 @@ def test_a_receipt_answers_the_same_build_and_nothing_else(tmp_path: Path, monke
         engine.answers[PING] = ping()
         (root / "frag" / "Dockerfile.j2").write_text("RUN edited\n")
         assert noop.answer(argv, env, said.append) is None  # an input changed
+    finally:
+        engine.close()
+
+
+def test_a_receipt_of_two_platforms_writes_each_platform_its_own_report(tmp_path: Path, monkeypatch) -> None:
+    """`stacks build --platform linux/amd64 --platform linux/arm64` with nothing changed: both reports, no planning."""
+    monkeypatch.chdir(tmp_path)
+    root = tree(tmp_path / "project")
+    arm = row("sha256:3", ("stacks/lab:arm", "stacks/lab:arm-latest"))
+    engine = FakeDaemonSocket(tmp_path / "docker.sock", {"/images/json": http([row(), arm]), PING: ping()})
+    env = {"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    argv = ["build", "--platform", "linux/amd64", "--platform", "linux/arm64"]
+    inputs = (str(root / "stacks.yaml"),)
+    arm_node = ReceiptNode("lab", "image", "python", H, "stacks/lab:arm", "sha256:3", ("stacks/lab:arm", "stacks/lab:arm-latest"),
+                           {"io.stacks.hash": H}, 30, None, "linux/arm64")
+    kept = Receipt(invocation_key(noop._invocation(argv, env["DOCKER_HOST"]), env), inputs,
+                   inputs_digest(Path(p) for p in inputs), (node(), arm_node), (), "Docker engine 20.10",
+                   "Docker/20.10.24 (linux)", "stacks.yaml", {"linux/amd64": "build", "linux/arm64": "build/linux-arm64"})
+    ReceiptStore(tmp_path / "cache" / "stacks" / "receipts").save(kept)
+    said: list[str] = []
+    try:
+        assert noop.answer(argv, env, said.append) == 0
+        for folder, platform, size in (("build", "linux/amd64", 10), ("build/linux-arm64", "linux/arm64", 10)):
+            written = json.loads((tmp_path / folder / "report.json").read_text())
+            assert written["platform"] == platform
+            assert [(i["name"], i["status"], i["platform"], i["size"]) for i in written["images"]] == [
+                ("lab", "cached", platform, size)]
+        assert sum(line.startswith("report: ") for line in said) == 2
+        engine.answers["/images/json"] = http([row()])  # the arm64 image is gone: the full build runs
+        assert noop.answer(argv, env, said.append) is None
     finally:
         engine.close()
 
