@@ -8,21 +8,27 @@ tool gives a shorter manifest, never a failed test.
 from __future__ import annotations
 
 import json
+import posixpath
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 #: Package ecosystems, in the order manifests and diffs list them.
-ECOSYSTEMS = ("deb", "pypi", "conda", "npm", "labextension", "cran")
+ECOSYSTEMS = ("deb", "pypi", "conda", "npm", "labextension", "cran", "maven", "golang")
 TITLES = {"deb": "Debian packages", "pypi": "Python packages", "conda": "Conda packages", "npm": "npm global packages",
-          "labextension": "JupyterLab extensions", "cran": "R packages"}
-FORMAT = 1  # bump when the JSON shape changes incompatibly
+          "labextension": "JupyterLab extensions", "cran": "R packages", "maven": "Java artifacts (JARs)",
+          "golang": "Go modules (in Go binaries)"}
+#: ecosystems whose packages say where they live: a prefix, a library, the folder of a jar, a Go binary
+LOCATED = ("pypi", "conda", "cran", "maven", "golang")
+FORMAT = 2  # bump when the JSON shape or what the reader finds changes (2: JARs and Go modules); an image
+#            whose stored manifest is of another format is read again
 
 
 @dataclass(frozen=True, order=True)
 class Package:
     """One installed package. `environment`: where it lives when an image may hold several (a Python or conda
-    prefix, an R library); `arch`: a Debian package's architecture; `channel`: a conda package's."""
+    prefix, an R library, the folder of a JAR, a Go binary); `arch`: a Debian package's architecture;
+    `channel`: a conda package's. A Java artifact's name is groupId:artifactId when its JAR says so."""
 
     ecosystem: str
     name: str
@@ -122,6 +128,10 @@ def parse_lines(text: str, about: Manifest) -> Manifest:
             packages.add(Package("labextension", fields[0], fields[1]))
         elif kind == "cran" and len(fields) >= 2:
             packages.add(Package("cran", fields[0], fields[1], environment=_at(fields, 2)))
+        elif kind == "maven" and len(fields) >= 3 and fields[0] and fields[1]:
+            packages.add(Package("maven", fields[0], fields[1], environment=posixpath.dirname(fields[2])))
+        elif kind == "golang" and len(fields) >= 3 and fields[0] and fields[1]:
+            packages.add(Package("golang", fields[0], fields[1], environment=fields[2]))
         elif kind == "kernel" and len(fields) >= 4:
             kernels.setdefault(fields[0], Kernel(fields[0], fields[1], fields[2], fields[3]))
         elif kind == "version" and len(fields) >= 2 and fields[1].strip():
@@ -151,7 +161,7 @@ def markdown(manifest: Manifest) -> str:
         found = manifest.of(ecosystem)
         if not found:
             continue
-        where = ecosystem in ("pypi", "conda", "cran")
+        where = ecosystem in LOCATED
         lines += [f"## {TITLES[ecosystem]} ({len(found)})", ""]
         lines += ["| name | version | environment |", "|---|---|---|"] if where else ["| name | version |", "|---|---|"]
         for p in found:

@@ -10,6 +10,9 @@
 #   labext   name version
 #   npm      name version
 #   cran     name version library
+#   maven    groupId:artifactId version jar             (a JAR's META-INF/maven/*/*/pom.properties; without one,
+#                                                        the Implementation-Title/Version of its MANIFEST.MF)
+#   golang   module version binary                      (a Go binary's build info, where the image has `go`)
 #   version  name first-line-of-the-command's-output     (the fragments' version commands: "$@" = name command ...)
 set -u
 T=$(printf '\t')
@@ -90,6 +93,47 @@ fi
 if command -v Rscript >/dev/null 2>&1; then
   Rscript --vanilla -e 'p <- installed.packages()[, c("Package", "Version", "LibPath"), drop = FALSE];
     if (nrow(p)) writeLines(paste("cran", p[, 1], p[, 2], p[, 3], sep = "\t"))' 2>/dev/null
+fi
+
+# JARs outside Debian's packages (those are `deb` facts): kernels' jars under /opt and /usr/local, one
+# fact per bundled artifact. Only the zip directory and two small entries of each jar are read.
+for py in $(command -v python3 2>/dev/null) /usr/bin/python3; do
+  [ -x "$py" ] || continue
+  "$py" - /opt /usr/local /srv 2>/dev/null <<'PY'
+import os, sys, zipfile
+T = "\t"
+def props(text):
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+for root in sys.argv[1:]:
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if not name.endswith(".jar"):
+                continue
+            jar = os.path.join(folder, name)
+            try:
+                with zipfile.ZipFile(jar) as z:
+                    poms = [n for n in z.namelist() if n.startswith("META-INF/maven/") and n.endswith("/pom.properties")]
+                    for pom in poms:
+                        p = props(z.read(pom).decode("utf-8", "replace"))
+                        if p.get("groupId") and p.get("artifactId") and p.get("version"):
+                            print("maven", p["groupId"].strip() + ":" + p["artifactId"].strip(), p["version"].strip(), jar, sep=T)
+                    if not poms and "META-INF/MANIFEST.MF" in z.namelist():
+                        m = props(z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace").replace(": ", "="))
+                        title = m.get("Implementation-Title") or m.get("Bundle-SymbolicName", "").split(";")[0]
+                        version = m.get("Implementation-Version") or m.get("Bundle-Version")
+                        if title and version:
+                            print("maven", title.strip(), version.strip(), jar, sep=T)
+            except Exception:
+                pass
+PY
+  break
+done
+
+if command -v go >/dev/null 2>&1; then
+  go version -m /usr/local/bin /opt 2>/dev/null | awk -F'\t' '
+    /^[^\t]/ { binary = $1; sub(/: .*$/, "", binary) }
+    ($2 == "mod" || $2 == "dep") && $4 != "" { print "golang\t" $3 "\t" $4 "\t" binary }'
 fi
 
 while [ $# -ge 2 ]; do

@@ -2,7 +2,9 @@
 
 Each package becomes a library component with its package URL (purl):
 pkg:deb/<distro id>/NAME@VERSION?arch=&distro=, pkg:pypi, pkg:conda, pkg:npm
-(JupyterLab extensions are npm packages), pkg:cran. The image itself is the
+(JupyterLab extensions are npm packages), pkg:cran, pkg:maven/GROUP/ARTIFACT
+and pkg:golang/MODULE-PATH; a JAR that names no Maven coordinates gets no
+purl, only its name and version. The image itself is the
 metadata component (type container); the fragments' version answers are
 application components without a purl. Where a package lives (a Python
 prefix, an R library) is the `stacks:environment` property, so two
@@ -28,14 +30,21 @@ from builder.inventory.manifest import Package, Manifest
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
 ECOSYSTEM = "stacks:ecosystem"
 ENVIRONMENT = "stacks:environment"
-_PURL_TYPES = {"deb": "deb", "pypi": "pypi", "conda": "conda", "npm": "npm", "labextension": "npm", "cran": "cran"}
+_PURL_TYPES = {"deb": "deb", "pypi": "pypi", "conda": "conda", "npm": "npm", "labextension": "npm", "cran": "cran",
+               "maven": "maven", "golang": "golang"}
 
 
-def purl(package: Package, distro: str = "") -> PackageURL:
-    """The package URL of one package (purl-spec's type for its ecosystem)."""
+def purl(package: Package, distro: str = "") -> PackageURL | None:
+    """The package URL of one package (purl-spec's type for its ecosystem); None for a JAR without coordinates."""
     kind = _PURL_TYPES[package.ecosystem]
     namespace, name, qualifiers = None, package.name, {}
-    if kind == "deb":
+    if kind == "maven":
+        if ":" not in name:
+            return None
+        namespace, name = name.split(":", 1)
+    elif kind == "golang" and "/" in name:
+        namespace, name = name.rsplit("/", 1)
+    elif kind == "deb":
         namespace = distro.split("-")[0] or "debian"
         qualifiers = {k: v for k, v in (("arch", package.arch), ("distro", distro)) if v}
     elif kind == "pypi":
@@ -64,10 +73,10 @@ def to_cyclonedx(manifest: Manifest) -> str:
         if package.environment:
             properties.append(Property(name=ENVIRONMENT, value=package.environment))
         found = purl(package, manifest.distro)
+        ref = found.to_string() if found is not None else f"{package.ecosystem}:{package.name}@{package.version}"
         components.append(Component(
             type=ComponentType.LIBRARY, name=package.name, version=package.version, purl=found,
-            bom_ref=f"{found.to_string()}#{package.environment}" if package.environment else found.to_string(),
-            properties=properties))
+            bom_ref=f"{ref}#{package.environment}" if package.environment else ref, properties=properties))
     for name, version in sorted(manifest.versions.items()):
         components.append(Component(type=ComponentType.APPLICATION, name=name, version=version,
                                     bom_ref=f"version:{name}", properties=[Property(name=ECOSYSTEM, value="version")]))
@@ -93,7 +102,10 @@ def from_cyclonedx(text: str | bytes) -> tuple[str, list[Package], dict[str, str
             if ecosystem == "version":
                 versions[component["name"]] = component.get("version", "")
                 continue
-            if not component.get("purl"):
+            if not component.get("purl"):  # ours: a JAR without Maven coordinates; anything else is not a package
+                if ecosystem in _PURL_TYPES and component.get("name"):
+                    packages.append(Package(ecosystem, component["name"], component.get("version") or "",
+                                            environment=properties.get(ENVIRONMENT, "")))
                 continue
             found = PackageURL.from_string(component["purl"])
             ecosystem = ecosystem or next((e for e, t in _PURL_TYPES.items() if t == found.type), found.type)

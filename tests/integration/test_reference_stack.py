@@ -126,3 +126,11 @@ def test_stacks_test_passes_every_declared_check_of_the_matrix(reference: dict, 
         assert (reference_dir / artifact).read_bytes().startswith(b"\x89PNG"), artifact
     junit = (reference_dir / "junit.xml").read_text()
     assert "<testsuites" in junit and "<failure" not in junit and 'failures="0"' in junit
+    # what is inside the all-in-one image, down to the JVM kernels' jars and the Go kernel's modules
+    manifest = json.loads((reference_dir / "manifests" / "polyglot-all-trixie.json").read_text())
+    found = {(p["ecosystem"], p["name"]) for p in manifest["packages"]}
+    assert {("maven", "org.dflib.jjava:jjava-kernel"), ("golang", "github.com/gopherdata/gophernotes"),
+            ("pypi", "jupyterlab"), ("deb", "openjdk-21-jdk-headless")} <= found, sorted(found)[:40]
+    sbom = json.loads((reference_dir / "manifests" / "polyglot-all-trixie.cdx.json").read_text())
+    purls = {c.get("purl", "").split("@")[0] for c in sbom["components"]}
+    assert {"pkg:maven/org.dflib.jjava/jjava-kernel", "pkg:golang/github.com/gopherdata/gophernotes"} <= purls

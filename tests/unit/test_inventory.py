@@ -35,6 +35,12 @@ READER_OUTPUT = "\n".join([
     "npm\tnpm\t10.8.2",
     "labext\t@jupyter-widgets/jupyterlab-manager\t5.0.13",
     "cran\tggplot2\t3.5.1\t/usr/local/lib/R/site-library",
+    "maven\torg.dflib.jjava:jjava-kernel\t1.0-a8\t/opt/venv/share/jupyter/kernels/java/jjava.jar",
+    "maven\tcom.google.code.gson:gson\t2.11.0\t/opt/venv/share/jupyter/kernels/java/jjava.jar",  # bundled in it
+    "maven\tkotlin-stdlib\t2.3.10\t/opt/venv/jars/kotlin-stdlib-2.3.10.jar",  # no coordinates: no purl
+    "golang\tgithub.com/gopherdata/gophernotes\tv0.7.5\t/usr/local/bin/gophernotes",
+    "golang\tgolang.org/x/tools\tv0.1.8\t/usr/local/bin/gophernotes",
+    "golang\tincomplete",
     "kernel\tpython3\tpython\tPython 3 (ipykernel)\t/opt/venv/share/jupyter/kernels/python3/kernel.json",
     "kernel\tpython3\tpython\tPython 3 (ipykernel)\t/usr/local/share/jupyter/kernels/python3/kernel.json",
     "version\tjava\t17.0.12",
@@ -63,7 +69,13 @@ def test_parse_reads_every_kind_and_skips_what_is_malformed(manifest: Manifest) 
     assert manifest.of("cran")[0].environment == "/usr/local/lib/R/site-library"
     assert [k.name for k in manifest.kernels] == ["python3"]  # found twice, listed once
     assert manifest.versions == {"java": "17.0.12"}
-    assert len(manifest.packages) == 10
+    assert [(p.name, p.environment) for p in manifest.of("maven")] == [  # by the folder of their jar, then name
+        ("kotlin-stdlib", "/opt/venv/jars"), ("com.google.code.gson:gson", "/opt/venv/share/jupyter/kernels/java"),
+        ("org.dflib.jjava:jjava-kernel", "/opt/venv/share/jupyter/kernels/java")]
+    assert {(p.name, p.version, p.environment) for p in manifest.of("golang")} == {
+        ("github.com/gopherdata/gophernotes", "v0.7.5", "/usr/local/bin/gophernotes"),
+        ("golang.org/x/tools", "v0.1.8", "/usr/local/bin/gophernotes")}
+    assert len(manifest.packages) == 15
 
 
 def test_manifest_round_trips_through_json_and_refuses_other_documents(manifest: Manifest) -> None:
@@ -120,7 +132,11 @@ def test_sbom_is_valid_cyclonedx_1_6(manifest: Manifest) -> None:
     assert "pkg:deb/debian/curl@7.88.1-10%2Bdeb12u5?arch=amd64&distro=debian-12" in purls
     assert {"pkg:pypi/jupyterlab@4.2.5", "pkg:pypi/jupyterlab@3.0.0", "pkg:pypi/jupyter-server@2.14.2",
             "pkg:npm/%40jupyterlab/builder@4.2.5", "pkg:cran/ggplot2@3.5.1",
-            "pkg:npm/%40jupyter-widgets/jupyterlab-manager@5.0.13"} <= purls
+            "pkg:npm/%40jupyter-widgets/jupyterlab-manager@5.0.13", "pkg:maven/org.dflib.jjava/jjava-kernel@1.0-a8",
+            "pkg:maven/com.google.code.gson/gson@2.11.0", "pkg:golang/github.com/gopherdata/gophernotes@v0.7.5",
+            "pkg:golang/golang.org/x/tools@v0.1.8"} <= purls
+    bare = [c for c in data["components"] if c["name"] == "kotlin-stdlib"]
+    assert len(bare) == 1 and "purl" not in bare[0] and bare[0]["version"] == "2.3.10"
     assert to_cyclonedx(manifest) == text, "one image, one SBOM: serial number and time come from the image"
 
 
@@ -246,7 +262,7 @@ def test_manifests_folder_and_the_report_link(tmp_path: Path, manifest: Manifest
     index = write_manifests(tmp_path, {"lab": manifest})
     assert index == tmp_path / "manifests" / "index.md"
     assert {p.name for p in (tmp_path / "manifests").iterdir()} == {"lab.json", "lab.md", "lab.cdx.json", "index.md"}
-    assert "| [lab](lab.md) | 2 | 3 | 1 | 2 | 1 | 1 | 1 | [CycloneDX](lab.cdx.json) |" in index.read_text()
+    assert "| [lab](lab.md) | 2 | 3 | 1 | 2 | 1 | 1 | 3 | 2 | 1 | [CycloneDX](lab.cdx.json) |" in index.read_text()
     assert Manifest.from_dict(json.loads((tmp_path / "manifests" / "lab.json").read_text())) == manifest
     section = tests_markdown({"lab": {"passed": True, "checks": {"passed": 3}}}, frozenset({"lab"}))
     assert "[packages](manifests/lab.md), [SBOM](manifests/lab.cdx.json)" in section
