@@ -23,6 +23,7 @@ from builder.building.images import build_nodes, why_build
 from builder.building.site import SiteError
 from builder.building.progress import Progress
 from builder.cache.receipt import inputs_digest
+from builder.inventory.files import write_manifests
 from builder.plan.plan import Plan
 from builder.reports.report import write_reports, write_test_reports
 
@@ -201,9 +202,7 @@ def _test_platform(ws: Workspace, plan: Plan, images: list[str], jobs: int | Non
                 else f"; {plan.platform}")
     _say(f"testing {len(nodes)} images (hardware: {', '.join(sorted(stage.options.hardware)) or 'no GPU'}{emulated})")
     run = stage.run(plan, nodes, _say)
-    from builder.inventory.files import write_manifests  # the SBOM library loads only for a test run
-
-    index = write_manifests(out, run.manifests)
+    index = write_manifests(out, run.manifests, ws.manifests.sbom)
     note = (f"Platform {plan.platform}, run under QEMU user emulation on a {plan.native} engine: every timeout "
             f"x{SLOWDOWN:g}; checks emulation cannot run are 'not run' with the reason." if stage.emulated
             else f"Platform {plan.platform}.")

@@ -2,18 +2,19 @@
 and an index page the build report links to."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from builder.files import atomic_write
 from builder.inventory.manifest import ECOSYSTEMS, TITLES, Manifest, markdown
-from builder.inventory.sbom import to_cyclonedx
 
 FOLDER = "manifests"
 INDEX = "index.md"
 
 
-def write_manifests(out_dir: Path, manifests: dict[str, Manifest]) -> Path | None:
-    """Write every manifest (name.json, name.md, name.cdx.json) and the index; the index's path, None if none."""
+def write_manifests(out_dir: Path, manifests: dict[str, Manifest], sbom: Callable[[Manifest], str]) -> Path | None:
+    """Write every manifest (name.json, name.md, name.cdx.json: `sbom` makes it, `ManifestStore.sbom` keeps it)
+    and the index; the index's path, None if none."""
     if not manifests:
         return None
     folder = out_dir / FOLDER
@@ -21,7 +22,7 @@ def write_manifests(out_dir: Path, manifests: dict[str, Manifest]) -> Path | Non
     for name, written in manifests.items():
         atomic_write(folder / f"{name}.json", written.to_json())
         atomic_write(folder / f"{name}.md", markdown(written) + "\n")
-        atomic_write(folder / f"{name}.cdx.json", to_cyclonedx(written))
+        atomic_write(folder / f"{name}.cdx.json", sbom(written))
     present = sorted(p.name.removesuffix(".json") for p in folder.glob("*.json") if not p.name.endswith(".cdx.json"))
     lines = ["# Image manifests", "", "| image | " + " | ".join(TITLES[e] for e in ECOSYSTEMS) + " | kernels | SBOM |",
              "|---|" + "---:|" * (len(ECOSYSTEMS) + 1) + "---|"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -258,11 +258,32 @@ def test_manifests_folder_and_the_report_link(tmp_path: Path, manifest: Manifest
     from builder.inventory.files import write_manifests
     from builder.reports.report import tests_markdown
 
-    assert write_manifests(tmp_path, {}) is None
-    index = write_manifests(tmp_path, {"lab": manifest})
+    assert write_manifests(tmp_path, {}, to_cyclonedx) is None
+    index = write_manifests(tmp_path, {"lab": manifest}, to_cyclonedx)
     assert index == tmp_path / "manifests" / "index.md"
     assert {p.name for p in (tmp_path / "manifests").iterdir()} == {"lab.json", "lab.md", "lab.cdx.json", "index.md"}
     assert "| [lab](lab.md) | 2 | 3 | 1 | 2 | 1 | 1 | 3 | 2 | 1 | [CycloneDX](lab.cdx.json) |" in index.read_text()
     assert Manifest.from_dict(json.loads((tmp_path / "manifests" / "lab.json").read_text())) == manifest
     section = tests_markdown({"lab": {"passed": True, "checks": {"passed": 3}}}, frozenset({"lab"}))
     assert "[packages](manifests/lab.md), [SBOM](manifests/lab.cdx.json)" in section
+
+
+def test_an_sbom_is_made_once_per_manifest_and_the_code_that_makes_it(tmp_path: Path, manifest: Manifest,
+                                                                      monkeypatch) -> None:
+    """`stacks test` with nothing to test writes every image's SBOM again: from the store, not the library."""
+    import builder.inventory.sbom as sbom_module
+    import builder.inventory.store as store_module
+
+    made: list[str] = []
+    monkeypatch.setattr(sbom_module, "to_cyclonedx", lambda m: made.append(m.image) or to_cyclonedx(m))
+    store = ManifestStore(tmp_path)
+    first = store.sbom(manifest)
+    assert json.loads(first)["bomFormat"] == "CycloneDX" and made == ["lab"]
+    assert store.sbom(manifest) == first and made == ["lab"]  # kept
+    store.sbom(replace(manifest, read="2026-12-24T00:00:00+00:00"))  # another reading, another SBOM
+    assert made == ["lab", "lab"]
+    store_module._sbom_maker.cache_clear()
+    monkeypatch.setattr(store_module.metadata, "version", lambda name: "99.0")  # another CycloneDX library
+    store.sbom(manifest)
+    assert made == ["lab", "lab", "lab"]
+    store_module._sbom_maker.cache_clear()
