@@ -117,18 +117,32 @@ def record(argv: Sequence[str], env: Mapping[str, str], address: EngineAddress, 
     completed from the same inputs and every image is where it says, else drop any receipt of that command
     line."""
     store, key = _store(env), invocation_key(_invocation(argv, address.host), env)
-    same_inputs = len({(b.inputs, b.digest) for b in builds}) == 1
-    rows = list_images(address) if builds and same_inputs and all(b.complete for b in builds) else None
-    version = daemon_version(address) if rows is not None else None
-    found = [_receipt_nodes(b.plan, b.nodes, rows) for b in builds] if rows is not None else []
-    if not found or any(f is None for f in found) or version is None:
+    found = _every_platform(address, builds)
+    version = daemon_version(address) if found is not None else None
+    if found is None or version is None:
         store.drop(key)
         return
     first = builds[0]
-    store.save(Receipt(key, tuple(str(p) for p in first.inputs), first.digest,
-                       tuple(n for nodes in found for n in nodes or ()), tuple(notes), engine, version,
-                       spec=str(first.plan.spec.path), outs={b.plan.platform: str(b.out) for b in builds},
+    store.save(Receipt(key, tuple(str(p) for p in first.inputs), first.digest, tuple(found), tuple(notes), engine,
+                       version, spec=str(first.plan.spec.path), outs={b.plan.platform: str(b.out) for b in builds},
                        jobs=first.jobs, written=time.time()))
+
+
+def _every_platform(address: EngineAddress, builds: Sequence[PlatformBuild]) -> list[ReceiptNode] | None:
+    """Every node of every platform as the engine now holds it; None unless each platform completed, all from
+    the same inputs, and every image is where its build left it."""
+    if len({(b.inputs, b.digest) for b in builds}) != 1 or not all(b.complete for b in builds):
+        return None
+    rows = list_images(address)
+    if rows is None:
+        return None
+    found: list[ReceiptNode] = []
+    for build in builds:
+        nodes = _receipt_nodes(build.plan, build.nodes, rows)
+        if nodes is None:
+            return None
+        found += nodes
+    return found
 
 
 def receipt_inputs(plan: Plan, ca_certificates: Sequence[Path], env: Mapping[str, str]) -> list[Path]:
